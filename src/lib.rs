@@ -1,0 +1,86 @@
+//! Tamper-evident audit logging for ultra-low-latency gateways.
+//!
+//! A gateway (policy enforcement point, AI-agent tool gateway, trading or
+//! API gateway) records one audit event per decision with a [`Recorder`].
+//! Recording copies the event's fields into a preallocated slot of a
+//! lock-free ring, stamps the capture time and publishes the slot: tens of
+//! nanoseconds, no heap allocation, no lock, no system call. A single
+//! consumer drains the ring in batches, in capture order.
+//!
+//! - Each producer owns a single-producer lane, so producers never contend
+//!   on a shared cache line; the consumer merges lanes by capture time.
+//! - Over-long strings are cut at a UTF-8 boundary and the event lists the
+//!   cut fields ([`AuditPayload::truncated`]): never an allocation, never a
+//!   panic, never silent.
+//! - When a lane is full the [`FullPolicy`] decides: drop and count, block,
+//!   or block for a bounded time. Accepted events are never overwritten and
+//!   `accepted + dropped == attempted` is exact.
+//! - No async runtime: plain threads, embeddable anywhere.
+//!
+//! # Examples
+//!
+//! ```
+//! use auditring::{AuditPayload, Capture, Decision, FullPolicy};
+//!
+//! let (capture, mut consumer) = Capture::<AuditPayload>::builder()
+//!     .lane_capacity(1024)
+//!     .max_producers(4)
+//!     .full_policy(FullPolicy::Block)
+//!     .build()?;
+//!
+//! // On a gateway worker thread: one recorder per thread.
+//! let mut recorder = capture.recorder()?;
+//! let worker = std::thread::spawn(move || {
+//!     for i in 0..100u64 {
+//!         recorder.record(|e| {
+//!             e.set_session_id("sess-1")
+//!                 .set_action("http.get")
+//!                 .set_resource("https://api.example.com/orders");
+//!             e.decision = if i % 10 == 0 { Decision::Deny } else { Decision::Allow };
+//!             e.enforcement_latency_us = 3;
+//!         })?;
+//!     }
+//!     Ok::<(), auditring::RecordError>(())
+//! });
+//!
+//! // On the consumer thread: drain in batches.
+//! let mut denied = 0;
+//! let mut seen = 0;
+//! while seen < 100 {
+//!     seen += consumer.drain(256, |event| {
+//!         if event.payload().decision == Decision::Deny {
+//!             denied += 1;
+//!         }
+//!     });
+//! }
+//! worker.join().unwrap()?;
+//! assert_eq!(denied, 10);
+//! assert_eq!(consumer.stats().accepted, 100);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Custom payloads
+//!
+//! The ring is generic over any [`Payload`]: a `Default + Send` type with a
+//! cheap `clear`. Build fixed-size payloads from [`InlineStr`] so that
+//! recording stays allocation-free; `examples/gate_check.rs` shows a
+//! gate-check payload with a bounded obligations list.
+
+#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod affinity;
+mod capture;
+mod clock;
+mod payload;
+mod recorder;
+mod ring;
+mod sync;
+
+pub use affinity::{PinError, available_cores, pin_current_thread};
+pub use capture::{
+    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer,
+    MAX_LANE_CAPACITY, MAX_PRODUCERS, RecorderError,
+};
+pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
+pub use recorder::{FullPolicy, RecordError, Recorder};
