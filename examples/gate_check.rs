@@ -153,10 +153,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         })?;
         recorder.record(|e| {
-            e.fill("agent:crawler", "admin", "user.delete", Err("role 'reader' lacks verb"))
+            e.fill(
+                "agent:crawler",
+                "admin",
+                "user.delete",
+                Err("role 'reader' lacks verb"),
+            )
         })?;
         recorder.record(|e| {
-            e.fill("user:bob", "billing", "invoice.read", Ok(&["a", "b", "c", "d", "e"]))
+            e.fill(
+                "user:bob",
+                "billing",
+                "invoice.read",
+                Ok(&["a", "b", "c", "d", "e"]),
+            )
         })
     });
     gate.join().expect("gate thread")?;

@@ -40,9 +40,9 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::ZeroLaneCapacity => {
-                f.write_str("lane_capacity is 0: set it to at least 1 (it is rounded up to a power of two)")
-            }
+            ConfigError::ZeroLaneCapacity => f.write_str(
+                "lane_capacity is 0: set it to at least 1 (it is rounded up to a power of two)",
+            ),
             ConfigError::LaneCapacityTooLarge(n) => write!(
                 f,
                 "lane_capacity {n} is above the maximum {MAX_LANE_CAPACITY}: lower it, or add producer lanes instead"
@@ -91,7 +91,9 @@ impl fmt::Display for RecorderError {
                 f,
                 "all {lanes} producer lanes are in use: raise `max_producers`, or drop a recorder that is no longer used"
             ),
-            RecorderError::Closed => f.write_str("audit capture is closed (shut down): no new recorders"),
+            RecorderError::Closed => {
+                f.write_str("audit capture is closed (shut down): no new recorders")
+            }
         }
     }
 }
@@ -176,7 +178,11 @@ impl<T: Payload> CaptureBuilder<T> {
     pub fn memory_bytes(&self) -> usize {
         let slot = size_of::<T>() + size_of::<u64>();
         self.max_producers
-            .saturating_mul(self.lane_capacity.checked_next_power_of_two().unwrap_or(usize::MAX))
+            .saturating_mul(
+                self.lane_capacity
+                    .checked_next_power_of_two()
+                    .unwrap_or(usize::MAX),
+            )
             .saturating_mul(slot)
     }
 

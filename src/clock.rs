@@ -99,12 +99,21 @@ mod tests {
     fn stamps_convert_to_current_wall_time() {
         let clock = CaptureClock::new();
         let anchor = WallAnchor::new(clock.clone());
-        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
         let stamp = clock.stamp();
-        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
         let ns = anchor.unix_nanos(stamp);
         // Calibration error of the counter is far below a millisecond.
-        assert!(ns + 1_000_000 >= before && ns <= after + 1_000_000, "{before} <= {ns} <= {after}");
+        assert!(
+            ns + 1_000_000 >= before && ns <= after + 1_000_000,
+            "{before} <= {ns} <= {after}"
+        );
     }
 
     #[test]

@@ -79,8 +79,13 @@ mod sync;
 
 pub use affinity::{PinError, available_cores, pin_current_thread};
 pub use capture::{
-    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer,
-    MAX_LANE_CAPACITY, MAX_PRODUCERS, RecorderError,
+    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, MAX_LANE_CAPACITY,
+    MAX_PRODUCERS, RecorderError,
 };
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use recorder::{FullPolicy, RecordError, Recorder};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -527,7 +527,10 @@ mod tests {
         assert!(!e.truncated().contains("action"));
         assert_eq!(e.truncated().names().collect::<Vec<_>>(), ["resource"]);
         e.set_resource("short");
-        assert!(e.truncated().is_empty(), "a later fitting value clears the mark");
+        assert!(
+            e.truncated().is_empty(),
+            "a later fitting value clears the mark"
+        );
         e.set_session_id(&"s".repeat(100));
         e.clear();
         assert!(e.truncated().is_empty());

@@ -93,7 +93,10 @@ impl<T> Shared<T> {
     /// `capacity` must be a power of two and `lanes` at least one; the
     /// public builder validates both.
     pub(crate) fn new(lanes: usize, capacity: usize, mut init: impl FnMut() -> T) -> Arc<Self> {
-        assert!(capacity.is_power_of_two(), "lane capacity must be a power of two");
+        assert!(
+            capacity.is_power_of_two(),
+            "lane capacity must be a power of two"
+        );
         assert!(lanes > 0, "at least one lane is needed");
         let lanes = (0..lanes)
             .map(|_| Lane {
@@ -389,7 +392,11 @@ impl<T> RingConsumer<T> {
 
     /// Events seen published at the last refresh and not yet drained.
     pub(crate) fn pending(&self) -> u64 {
-        self.tails.iter().zip(self.heads.iter()).map(|(t, h)| t - h).sum()
+        self.tails
+            .iter()
+            .zip(self.heads.iter())
+            .map(|(t, h)| t - h)
+            .sum()
     }
 
     /// Whether every accepted event has been drained, as of now.
@@ -466,15 +473,13 @@ impl<T> RingConsumer<T> {
             // panic in `f` does not hand it out twice.
             commit.consumer.heads[lane] = index + 1;
             commit.count += 1;
-            // SAFETY: event `index` is published (see `stamp_at`) and its
-            // slot is not freed until `Commit` stores the new `head` after
-            // `f` returns, so no producer writes it while `f` borrows it.
             slot.value.with(|value| {
-                f(Published {
-                    lane,
-                    stamp,
-                    value: unsafe { &*value },
-                })
+                // SAFETY: event `index` is published (see `stamp_at`) and
+                // its slot is not freed until `Commit` stores the new `head`
+                // after `f` returns, so no producer writes it while `f`
+                // borrows it.
+                let value = unsafe { &*value };
+                f(Published { lane, stamp, value })
             });
         }
         commit.count
@@ -502,7 +507,9 @@ impl<T> Drop for Commit<'_, T> {
         for &lane in &c.active {
             // Release: our reads of the freed slots happen-before the
             // producer's Acquire load of `head` that lets it reuse them.
-            c.shared.lanes[lane].head.store(c.heads[lane], Ordering::Release);
+            c.shared.lanes[lane]
+                .head
+                .store(c.heads[lane], Ordering::Release);
         }
     }
 }
@@ -567,7 +574,11 @@ mod tests {
         let mut a = LaneProducer::claim(&shared).unwrap();
         let mut b = LaneProducer::claim(&shared).unwrap();
         let mut d = LaneProducer::claim(&shared).unwrap();
-        for (p, stamps) in [(&mut a, [1, 5, 9]), (&mut b, [2, 3, 10]), (&mut d, [4, 6, 7])] {
+        for (p, stamps) in [
+            (&mut a, [1, 5, 9]),
+            (&mut b, [2, 3, 10]),
+            (&mut d, [4, 6, 7]),
+        ] {
             for s in stamps {
                 push(p, s, s * 100).unwrap();
             }
@@ -583,7 +594,10 @@ mod tests {
         let b = LaneProducer::claim(&shared).unwrap();
         assert_ne!(a.lane_index(), b.lane_index());
         assert_eq!(shared.lanes_in_use(), 2);
-        assert_eq!(LaneProducer::claim(&shared).err(), Some(ClaimError::NoFreeLane));
+        assert_eq!(
+            LaneProducer::claim(&shared).err(),
+            Some(ClaimError::NoFreeLane)
+        );
         drop(a);
         let again = LaneProducer::claim(&shared).unwrap();
         assert_eq!(again.lane_index(), 0);
@@ -844,6 +858,42 @@ mod loom_models {
             let b: Vec<u64> = seen.iter().copied().filter(|v| *v >= 10).collect();
             assert_eq!(a, [0, 1]);
             assert_eq!(b, [10, 11]);
+        });
+    }
+
+    /// A lane handed from one producer to the next (drop, then claim) keeps
+    /// its count: the next owner neither overwrites nor repeats an event.
+    #[test]
+    fn lane_handoff_between_producers() {
+        loom::model(|| {
+            let shared = Shared::new(1, 2, || 0u64);
+            let mut c = RingConsumer::new(Arc::clone(&shared));
+            // Two producers each try once to claim the only lane and publish;
+            // a claim fails only while the other one owns the lane.
+            let producers: Vec<_> = [1u64, 2]
+                .into_iter()
+                .map(|v| {
+                    let s = Arc::clone(&shared);
+                    thread::spawn(move || match LaneProducer::claim(&s) {
+                        Ok(mut p) => push(&mut p, v).unwrap().then_some(v),
+                        Err(e) => {
+                            assert_eq!(e, ClaimError::NoFreeLane);
+                            None
+                        }
+                    })
+                })
+                .collect();
+            let mut seen = Vec::new();
+            c.drain(usize::MAX, |e| seen.push(*e.value));
+            let mut accepted: Vec<u64> = producers
+                .into_iter()
+                .filter_map(|p| p.join().unwrap())
+                .collect();
+            c.drain(usize::MAX, |e| seen.push(*e.value));
+            assert!(!accepted.is_empty(), "one producer always gets the lane");
+            seen.sort_unstable();
+            accepted.sort_unstable();
+            assert_eq!(seen, accepted);
         });
     }
 

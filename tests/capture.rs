@@ -23,10 +23,16 @@ fn capture(
 
 #[test]
 fn bad_configuration_is_refused_with_the_fix() {
-    let err = Capture::<AuditPayload>::builder().lane_capacity(0).build().unwrap_err();
+    let err = Capture::<AuditPayload>::builder()
+        .lane_capacity(0)
+        .build()
+        .unwrap_err();
     assert_eq!(err, ConfigError::ZeroLaneCapacity);
     assert!(err.to_string().contains("at least 1"));
-    let err = Capture::<AuditPayload>::builder().max_producers(0).build().unwrap_err();
+    let err = Capture::<AuditPayload>::builder()
+        .max_producers(0)
+        .build()
+        .unwrap_err();
     assert_eq!(err, ConfigError::ZeroProducers);
     let err = Capture::<AuditPayload>::builder()
         .lane_capacity(auditring::MAX_LANE_CAPACITY + 1)
@@ -66,7 +72,11 @@ fn drop_policy_counts_exactly() {
     assert_eq!((stats.accepted, stats.dropped), (8, 12));
     let mut sizes = Vec::new();
     consumer.drain(usize::MAX, |e| sizes.push(e.payload().response_size));
-    assert_eq!(sizes, (0..8).collect::<Vec<_>>(), "accepted events are never overwritten");
+    assert_eq!(
+        sizes,
+        (0..8).collect::<Vec<_>>(),
+        "accepted events are never overwritten"
+    );
 }
 
 #[test]
@@ -99,7 +109,10 @@ fn block_for_gives_up_after_its_bound_and_counts() {
     let started = Instant::now();
     assert_eq!(r.record(|_| {}), Err(RecordError::Full));
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(20), "gave up after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(20),
+        "gave up after {waited:?}"
+    );
     assert_eq!(c.stats().dropped, 1);
 }
 
@@ -173,8 +186,14 @@ fn a_panicking_fill_is_counted_and_does_not_wedge_the_lane() {
     })
     .unwrap();
     let mut actions = Vec::new();
-    consumer.drain(usize::MAX, |e| actions.push(e.payload().action().to_owned()));
-    assert_eq!(actions, ["before", "after"], "the half-written event is never visible");
+    consumer.drain(usize::MAX, |e| {
+        actions.push(e.payload().action().to_owned())
+    });
+    assert_eq!(
+        actions,
+        ["before", "after"],
+        "the half-written event is never visible"
+    );
     let stats = c.stats();
     assert_eq!((stats.accepted, stats.dropped), (2, 1));
 }
@@ -184,7 +203,8 @@ fn slots_are_cleared_between_events() {
     let (c, mut consumer) = capture(1, 1, FullPolicy::Drop);
     let mut r = c.recorder().unwrap();
     r.record(|e| {
-        e.set_deny_reason("first").set_resource(&"x".repeat(capacity::RESOURCE + 1));
+        e.set_deny_reason("first")
+            .set_resource(&"x".repeat(capacity::RESOURCE + 1));
         e.decision = Decision::Deny;
         e.response_size = 5;
     })
@@ -223,9 +243,16 @@ fn timestamps_are_wall_clock_and_ordered() {
         times.push(e.unix_nanos());
         order.push(e.payload().response_size);
     });
-    assert_eq!(order, (0..10).collect::<Vec<_>>(), "merged in capture order");
+    assert_eq!(
+        order,
+        (0..10).collect::<Vec<_>>(),
+        "merged in capture order"
+    );
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
-    assert!(times[0] + 1_000_000 >= before, "capture time is wall-clock time");
+    assert!(
+        times[0] + 1_000_000 >= before,
+        "capture time is wall-clock time"
+    );
 }
 
 /// Several producers with the Block policy: every accepted event is
@@ -258,7 +285,11 @@ fn stress_many_producers_exactly_once() {
     while total < producers as u64 * per_producer {
         let n = consumer.drain(1024, |e| {
             let p = e.payload().dispatch_latency_us as usize;
-            assert_eq!(e.payload().response_size, next[p], "producer {p} out of order");
+            assert_eq!(
+                e.payload().response_size,
+                next[p],
+                "producer {p} out of order"
+            );
             next[p] += 1;
         });
         if n == 0 {
@@ -272,7 +303,10 @@ fn stress_many_producers_exactly_once() {
     assert!(consumer.is_empty());
     assert_eq!(next, vec![per_producer; producers]);
     let stats = c.stats();
-    assert_eq!((stats.accepted, stats.dropped), (producers as u64 * per_producer, 0));
+    assert_eq!(
+        (stats.accepted, stats.dropped),
+        (producers as u64 * per_producer, 0)
+    );
 }
 
 /// Producers with the Drop policy against a slow consumer, closed mid-run:

@@ -116,7 +116,12 @@ fn record_allocates_nothing() {
     }) as u64;
     let after = allocations();
 
-    assert_eq!(after - before, 0, "record() allocated {} times", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "record() allocated {} times",
+        after - before
+    );
     assert_eq!(drained, EVENTS);
     // Every copy (half) plus every 7th in-place event carries the marker.
     let expected = EVENTS / 2 + (0..EVENTS).filter(|i| i % 2 == 0 && i % 7 == 0).count() as u64;
@@ -142,7 +147,12 @@ fn drop_path_allocates_nothing() {
         }
     }
     let after = allocations();
-    assert_eq!(after - before, 0, "the drop path allocated {} times", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "the drop path allocated {} times",
+        after - before
+    );
     assert_eq!(full, EVENTS - 64);
     let stats = capture.stats();
     assert_eq!(stats.accepted + stats.dropped, EVENTS);
