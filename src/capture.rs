@@ -438,6 +438,17 @@ impl<T: Payload> Consumer<T> {
     pub fn stats(&self) -> CaptureStats {
         stats_of(self.ring.shared())
     }
+
+    /// Nanoseconds elapsed since a raw capture stamp.
+    pub(crate) fn nanos_since(&self, raw_stamp: u64) -> u64 {
+        let clock = self.anchor.clock();
+        clock.nanos_between(raw_stamp, clock.stamp())
+    }
+
+    /// The current time in Unix-epoch nanoseconds, on the capture clock.
+    pub(crate) fn unix_nanos_now(&self) -> u64 {
+        self.anchor.unix_nanos(self.anchor.clock().stamp())
+    }
 }
 
 impl<T: Payload> fmt::Debug for Consumer<T> {

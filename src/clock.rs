@@ -70,6 +70,11 @@ impl WallAnchor {
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
+    /// The clock the anchor converts from.
+    pub(crate) fn clock(&self) -> &CaptureClock {
+        &self.clock
+    }
+
     /// Re-reads the wall clock if the anchor is older than a second.
     pub(crate) fn refresh(&mut self) {
         let age = self.clock.nanos_between(self.raw, self.clock.stamp());

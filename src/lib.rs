@@ -72,9 +72,17 @@
 mod affinity;
 mod capture;
 mod clock;
+mod event;
+mod json;
+mod keys;
+pub mod merkle;
 mod payload;
 mod recorder;
 mod ring;
+mod runtime;
+mod seal;
+mod signer;
+pub mod sink;
 mod sync;
 
 pub use affinity::{PinError, available_cores, pin_current_thread};
@@ -83,7 +91,11 @@ pub use capture::{
     MAX_PRODUCERS, RecorderError,
 };
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
+pub use keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use recorder::{FullPolicy, RecordError, Recorder};
+pub use runtime::{BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport};
+pub use seal::{FORMAT_VERSION, GENESIS, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError, SealReason};
+pub use signer::ChainHead;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,0 +1,259 @@
+//! Event lines and their ids.
+//!
+//! An event line is, byte for byte:
+//!
+//! ```text
+//! {"v":1,"kind":"event","stream":"<uuid>","seq":<n>,"id":"<uuid v7>","ts":"<rfc3339>","payload":<payload json>}
+//! ```
+
+use crate::json;
+use crate::payload::Payload;
+
+/// Appends a UUID in its lower-case hyphenated form (36 bytes).
+pub(crate) fn write_uuid(out: &mut Vec<u8>, id: &[u8; 16]) {
+    for (i, chunk) in [&id[0..4], &id[4..6], &id[6..8], &id[8..10], &id[10..16]]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(b'-');
+        }
+        json::write_hex(out, chunk);
+    }
+}
+
+/// Parses a lower-case hyphenated UUID.
+pub(crate) fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    let mut hex = String::with_capacity(32);
+    for part in s.split('-') {
+        hex.push_str(part);
+    }
+    json::unhex::<16>(&hex)
+}
+
+/// The lower-case hyphenated text of a UUID.
+pub(crate) fn uuid_string(id: &[u8; 16]) -> String {
+    let mut out = Vec::with_capacity(36);
+    write_uuid(&mut out, id);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A small, fast generator (SplitMix64) for the random bits of ids. Ids
+/// need uniqueness, not secrecy; it is seeded from the operating system.
+#[derive(Debug)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn seeded() -> Self {
+        let mut seed = [0u8; 8];
+        if getrandom::fill(&mut seed).is_err() {
+            // No OS randomness: fall back to the clock and address-space
+            // layout, still distinct per run.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            seed = (t ^ (&seed as *const _ as u64)).to_le_bytes();
+        }
+        Self(u64::from_le_bytes(seed))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// Generates UUID v7 ids (RFC 9562) that increase strictly within a stream,
+/// even when capture times repeat or step backwards.
+///
+/// The 74 bits after the 48-bit millisecond timestamp hold a counter that
+/// starts at a random value (top bit clear) each new millisecond and is
+/// incremented for each further id in the same millisecond (RFC 9562 §6.2,
+/// method 2).
+#[derive(Debug)]
+pub(crate) struct IdGenerator {
+    rng: SplitMix,
+    last_ms: u64,
+    counter: u128,
+}
+
+const COUNTER_BITS: u32 = 74;
+
+impl IdGenerator {
+    pub(crate) fn new() -> Self {
+        Self {
+            rng: SplitMix::seeded(),
+            last_ms: 0,
+            counter: 0,
+        }
+    }
+
+    fn reseed(&mut self) {
+        let r = (u128::from(self.rng.next()) << 64) | u128::from(self.rng.next());
+        self.counter = r & ((1 << (COUNTER_BITS - 1)) - 1);
+    }
+
+    /// The next id for an event captured at `unix_nanos`.
+    pub(crate) fn next(&mut self, unix_nanos: u64) -> [u8; 16] {
+        let ms = (unix_nanos / 1_000_000).min((1 << 48) - 1);
+        if ms > self.last_ms {
+            self.last_ms = ms;
+            self.reseed();
+        } else {
+            self.counter += 1;
+            if self.counter >> COUNTER_BITS != 0 {
+                self.last_ms += 1;
+                self.reseed();
+            }
+        }
+        let ms = self.last_ms;
+        let rand_a = (self.counter >> 62) as u16 & 0x0fff;
+        let rand_b = (self.counter as u64) & ((1 << 62) - 1);
+        let mut id = [0u8; 16];
+        id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        id[6..8].copy_from_slice(&(0x7000 | rand_a).to_be_bytes());
+        id[8..].copy_from_slice(&((0b10 << 62) | rand_b).to_be_bytes());
+        id
+    }
+}
+
+/// Appends one event line (with its newline) and returns the range of
+/// `out` holding the line without the newline (the bytes that are hashed).
+pub(crate) fn write_event_line<T: Payload>(
+    out: &mut Vec<u8>,
+    stream: &[u8; 16],
+    seq: u64,
+    id: &[u8; 16],
+    unix_nanos: u64,
+    payload: &T,
+) -> core::ops::Range<usize> {
+    let start = out.len();
+    out.extend_from_slice(br#"{"v":1,"kind":"event","stream":""#);
+    write_uuid(out, stream);
+    out.extend_from_slice(br#"","seq":"#);
+    json::write_u64(out, seq);
+    out.extend_from_slice(br#","id":""#);
+    write_uuid(out, id);
+    out.extend_from_slice(br#"","ts":""#);
+    json::write_rfc3339(out, unix_nanos);
+    out.extend_from_slice(br#"","payload":"#);
+    payload.write_json(out);
+    out.push(b'}');
+    let end = out.len();
+    out.push(b'\n');
+    start..end
+}
+
+/// What the verifier needs from an event line: its stream and seq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EventHeader {
+    pub(crate) stream: [u8; 16],
+    pub(crate) seq: u64,
+}
+
+const EVENT_PREFIX: &[u8] = br#"{"v":1,"kind":"event","stream":""#;
+const SEAL_PREFIX: &[u8] = br#"{"v":1,"kind":"seal","#;
+
+/// How a line presents itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LineKind {
+    /// Starts like an event line; header parsed.
+    Event(EventHeader),
+    /// Starts like a seal line.
+    Seal,
+    /// Neither.
+    Unknown,
+}
+
+/// Classifies a line from its first bytes (at most the first 128 are
+/// needed), parsing an event's stream and seq without a JSON parser.
+pub(crate) fn classify(head: &[u8]) -> LineKind {
+    if head.starts_with(SEAL_PREFIX) {
+        return LineKind::Seal;
+    }
+    let Some(rest) = head.strip_prefix(EVENT_PREFIX) else {
+        return LineKind::Unknown;
+    };
+    let parse = || -> Option<EventHeader> {
+        let stream = parse_uuid(std::str::from_utf8(rest.get(..36)?).ok()?)?;
+        let rest = rest[36..].strip_prefix(br#"","seq":"#)?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 || digits > 20 || rest.get(digits) != Some(&b',') {
+            return None;
+        }
+        if digits > 1 && rest[0] == b'0' {
+            return None;
+        }
+        let seq = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+        Some(EventHeader { stream, seq })
+    };
+    parse().map_or(LineKind::Unknown, LineKind::Event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::AuditPayload;
+
+    #[test]
+    fn uuid_text_round_trips() {
+        let id: [u8; 16] = core::array::from_fn(|i| (i * 17) as u8);
+        let s = uuid_string(&id);
+        assert_eq!(s, "00112233-4455-6677-8899-aabbccddeeff");
+        assert_eq!(parse_uuid(&s), Some(id));
+        assert_eq!(parse_uuid("00112233445566778899aabbccddeeff"), None);
+        assert_eq!(parse_uuid("00112233-4455-6677-8899-AABBCCDDEEFF"), None);
+    }
+
+    #[test]
+    fn ids_are_v7_and_strictly_increasing() {
+        let mut ids = IdGenerator::new();
+        let base = 1_795_681_444_028_597_435u64;
+        // Same millisecond, then a step backwards, then forwards.
+        let times = [base, base, base + 10, base - 5_000_000, base + 2_000_000];
+        let generated: Vec<[u8; 16]> = times.iter().map(|&t| ids.next(t)).collect();
+        for id in &generated {
+            assert_eq!(id[6] >> 4, 7, "version 7");
+            assert_eq!(id[8] >> 6, 0b10, "RFC 9562 variant");
+        }
+        assert!(generated.windows(2).all(|w| w[0] < w[1]));
+        let ms = u64::from_be_bytes([0, 0, generated[0][0], generated[0][1], generated[0][2], generated[0][3], generated[0][4], generated[0][5]]);
+        assert_eq!(ms, base / 1_000_000);
+        let parsed = uuid::Uuid::from_bytes(generated[0]);
+        assert_eq!(parsed.get_version_num(), 7);
+    }
+
+    #[test]
+    fn event_line_layout_and_header_parse() {
+        let mut p = AuditPayload::default();
+        p.set_action("x");
+        let mut out = b"previous\n".to_vec();
+        let range = write_event_line(&mut out, &[1; 16], 42, &[2; 16], 0, &p);
+        let line = &out[range.clone()];
+        assert_eq!(out[range.end], b'\n');
+        let text = std::str::from_utf8(line).unwrap();
+        assert!(text.starts_with(
+            r#"{"v":1,"kind":"event","stream":"01010101-0101-0101-0101-010101010101","seq":42,"id":"02020202-0202-0202-0202-020202020202","ts":"1970-01-01T00:00:00.000000000Z","payload":{"session_id":"","#
+        ));
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["payload"]["action"], "x");
+        assert_eq!(
+            classify(line),
+            LineKind::Event(EventHeader {
+                stream: [1; 16],
+                seq: 42
+            })
+        );
+        assert_eq!(classify(br#"{"v":1,"kind":"seal","stream":"#), LineKind::Seal);
+        assert_eq!(classify(b"garbage"), LineKind::Unknown);
+        let leading_zero = text.replacen(r#""seq":42"#, r#""seq":042"#, 1);
+        assert_eq!(classify(leading_zero.as_bytes()), LineKind::Unknown);
+    }
+}

@@ -1,0 +1,248 @@
+//! A lean JSON writer for log lines: string escaping, integers, hex and
+//! RFC 3339 timestamps, appended to a reused buffer without allocating
+//! once the buffer has grown.
+
+/// Characters that must be escaped in a JSON string: `"`, `\` and the
+/// control characters below 0x20. Everything else (including all UTF-8
+/// bytes >= 0x80) is copied as is.
+#[inline(always)]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` as a quoted JSON string. Control characters other than
+/// `\n`, `\r`, `\t`, `\b` and `\f` are written as `\u00XX`.
+#[inline]
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    write_str_body(out, s.as_bytes());
+    out.push(b'"');
+}
+
+/// Appends the escaped body of a string (no quotes).
+#[inline]
+pub(crate) fn write_str_body(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends an unsigned integer in decimal.
+#[inline]
+pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(n).as_bytes());
+}
+
+/// Appends bytes as lower-case hex.
+pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 0xf)]);
+    }
+}
+
+/// Lower-case hex of `bytes` as a `String`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    write_hex(&mut out, bytes);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Decodes exactly `N` bytes from lower-case hex; `None` for any other
+/// length, an upper-case digit or a non-hex character.
+pub(crate) fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let s = s.as_bytes();
+    if s.len() != 2 * N {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (digit(s[2 * i])? << 4) | digit(s[2 * i + 1])?;
+    }
+    Some(out)
+}
+
+/// Length of an RFC 3339 timestamp written by [`write_rfc3339`].
+pub(crate) const RFC3339_LEN: usize = 30;
+
+/// Appends Unix-epoch nanoseconds as a UTC RFC 3339 timestamp with nine
+/// fractional digits: `2026-11-26T08:27:41.123456789Z` (always 30 bytes
+/// for years up to 9999).
+pub(crate) fn write_rfc3339(out: &mut Vec<u8>, unix_nanos: u64) {
+    let secs = unix_nanos / 1_000_000_000;
+    let nanos = (unix_nanos % 1_000_000_000) as u32;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    let (h, m, s) = (rem / 3600, (rem / 60) % 60, rem % 60);
+    let mut buf = [0u8; RFC3339_LEN];
+    let mut put = |at: usize, value: u64, width: usize| {
+        let mut v = value;
+        for i in (0..width).rev() {
+            buf[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year.clamp(0, 9999) as u64, 4);
+    put(5, u64::from(month), 2);
+    put(8, u64::from(day), 2);
+    put(11, h, 2);
+    put(14, m, 2);
+    put(17, s, 2);
+    put(20, u64::from(nanos), 9);
+    buf[4] = b'-';
+    buf[7] = b'-';
+    buf[10] = b'T';
+    buf[13] = b':';
+    buf[16] = b':';
+    buf[19] = b'.';
+    buf[29] = b'Z';
+    out.extend_from_slice(&buf);
+}
+
+/// Gregorian (year, month, day) of a day count since 1970-01-01
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses a timestamp written by [`write_rfc3339`] back to Unix-epoch
+/// nanoseconds; `None` unless it has exactly that shape.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != RFC3339_LEN
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[29] != b'Z'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u64> {
+        b[from..to].iter().try_fold(0u64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, m, sec, nanos) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 29)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(year as i64, month as u32, day as u32);
+    if days < 0 {
+        return None;
+    }
+    let secs = days as u64 * 86_400 + h * 3600 + m * 60 + sec;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// Day count since 1970-01-01 of a Gregorian date (inverse of
+/// [`civil_from_days`]).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = Vec::new();
+        write_str(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escaping_matches_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "quote\" backslash\\ slash/",
+            "nl\n cr\r tab\t bs\u{8} ff\u{c} nul\u{0} us\u{1f} del\u{7f}",
+            "日本語 🦀 é",
+        ] {
+            assert_eq!(escaped(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_non_canonical() {
+        let mut out = Vec::new();
+        write_hex(&mut out, &[0x00, 0xab, 0xff]);
+        assert_eq!(out, b"00abff");
+        assert_eq!(unhex::<3>("00abff"), Some([0x00, 0xab, 0xff]));
+        assert_eq!(unhex::<3>("00ABFF"), None);
+        assert_eq!(unhex::<3>("00abf"), None);
+        assert_eq!(unhex::<2>("zz00"), None);
+    }
+
+    #[test]
+    fn rfc3339_known_values_and_round_trip() {
+        let mut out = Vec::new();
+        write_rfc3339(&mut out, 0);
+        assert_eq!(out, b"1970-01-01T00:00:00.000000000Z");
+        out.clear();
+        // 2000-02-29T12:34:56.000000789Z: a leap day.
+        let t = 951_827_696_000_000_789;
+        write_rfc3339(&mut out, t);
+        assert_eq!(out, b"2000-02-29T12:34:56.000000789Z");
+        assert_eq!(parse_rfc3339(std::str::from_utf8(&out).unwrap()), Some(t));
+        for t in [1u64, 1_795_681_444_028_597_435, 4_102_444_799_999_999_999] {
+            out.clear();
+            write_rfc3339(&mut out, t);
+            assert_eq!(out.len(), RFC3339_LEN);
+            assert_eq!(parse_rfc3339(std::str::from_utf8(&out).unwrap()), Some(t));
+        }
+        assert_eq!(parse_rfc3339("2026-13-01T00:00:00.000000000Z"), None);
+        assert_eq!(parse_rfc3339("2026-11-26T08:27:41.12345678Z"), None);
+    }
+}

@@ -1,0 +1,454 @@
+//! ECDSA P-256 keys: loading, generating, key ids, signing and verifying.
+//!
+//! Private keys are PKCS#8 (`-----BEGIN PRIVATE KEY-----`, or DER) or SEC1
+//! (`-----BEGIN EC PRIVATE KEY-----`); public keys are SPKI
+//! (`-----BEGIN PUBLIC KEY-----`, or DER). The key id is the lower-case hex
+//! SHA-256 of the public key's SPKI DER encoding.
+//!
+//! The secret scalar never appears in `Debug` or `Display` output.
+
+use core::fmt;
+use std::path::{Path, PathBuf};
+
+use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::elliptic_curve::Generate;
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use sha2::{Digest, Sha256};
+
+/// Why a key could not be loaded. Each variant says what to do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key file could not be read.
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The input is neither a PEM block nor DER of a known key type.
+    NotAKey(String),
+    /// A public key was given where a private (signing) key is needed.
+    PublicKeyGiven,
+    /// A private key was given where a public (verifying) key is expected.
+    PrivateKeyGiven,
+    /// The key is for another curve or algorithm.
+    WrongAlgorithm(String),
+    /// The PEM block is encrypted.
+    Encrypted,
+    /// The key's encoding is damaged.
+    Malformed(String),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Io { path, source } => {
+                write!(f, "cannot read key file {}: {source}", path.display())
+            }
+            KeyError::NotAKey(what) => write!(
+                f,
+                "not a key ({what}): expected a PEM file (PRIVATE KEY, EC PRIVATE KEY or PUBLIC KEY) or DER; create one with `auditring keygen --out FILE`"
+            ),
+            KeyError::PublicKeyGiven => f.write_str(
+                "this is a public key, but signing needs the private key: pass the file written by `auditring keygen`",
+            ),
+            KeyError::PrivateKeyGiven => f.write_str(
+                "this is a private key, but verifying needs only the public key: extract it with `auditring pubkey --key FILE > public.pem` and keep the private key on the signing host",
+            ),
+            KeyError::WrongAlgorithm(alg) => write!(
+                f,
+                "the key is {alg}, but auditring signs with ECDSA P-256 (prime256v1): generate one with `auditring keygen --out FILE`"
+            ),
+            KeyError::Encrypted => f.write_str(
+                "the private key is encrypted: decrypt it first (`openssl pkcs8 -in KEY -out plain.pem`) and protect the file with mode 0600",
+            ),
+            KeyError::Malformed(why) => write!(f, "the key is damaged: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The id of a public key: SHA-256 of its SPKI DER encoding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub [u8; 32]);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::json::hex(&self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+fn key_id_of(key: &VerifyingKey) -> KeyId {
+    let der = key
+        .to_public_key_der()
+        .expect("a P-256 public key always encodes as SPKI");
+    KeyId(Sha256::digest(der.as_bytes()).into())
+}
+
+/// Names an algorithm OID found where a P-256 key was expected.
+fn algorithm_name(oid: &str) -> String {
+    let name = match oid {
+        "1.3.132.0.34" => "ECDSA P-384",
+        "1.3.132.0.35" => "ECDSA P-521",
+        "1.3.132.0.10" => "ECDSA secp256k1",
+        "1.3.101.112" => "Ed25519",
+        "1.3.101.113" => "Ed448",
+        "1.2.840.113549.1.1.1" => "RSA",
+        _ => return format!("of algorithm or curve {oid}"),
+    };
+    name.to_owned()
+}
+
+/// The label of the first PEM block in `text`, if any.
+fn pem_label(text: &str) -> Option<&str> {
+    let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let len = text[start..].find("-----")?;
+    Some(&text[start..start + len])
+}
+
+fn pkcs8_error(e: p256::pkcs8::Error) -> KeyError {
+    match e {
+        p256::pkcs8::Error::PublicKey(p256::pkcs8::spki::Error::OidUnknown { oid }) => {
+            KeyError::WrongAlgorithm(algorithm_name(&oid.to_string()))
+        }
+        other => KeyError::Malformed(other.to_string()),
+    }
+}
+
+fn spki_error(e: p256::pkcs8::spki::Error) -> KeyError {
+    match e {
+        p256::pkcs8::spki::Error::OidUnknown { oid } => {
+            KeyError::WrongAlgorithm(algorithm_name(&oid.to_string()))
+        }
+        other => KeyError::Malformed(other.to_string()),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
+    std::fs::read(path).map_err(|source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// An ECDSA P-256 private key that signs seals.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::SigningKey;
+///
+/// let key = SigningKey::generate();
+/// let pem = key.to_pkcs8_pem();
+/// let again = SigningKey::from_pem(&pem)?;
+/// assert_eq!(again.key_id(), key.key_id());
+/// // The secret never shows in Debug output.
+/// assert!(!format!("{key:?}").contains(&pem[30..60]));
+/// # Ok::<(), auditring::KeyError>(())
+/// ```
+#[derive(Clone)]
+pub struct SigningKey {
+    inner: p256::ecdsa::SigningKey,
+    key_id: KeyId,
+}
+
+impl SigningKey {
+    fn new(inner: p256::ecdsa::SigningKey) -> Self {
+        let key_id = key_id_of(inner.verifying_key());
+        Self { inner, key_id }
+    }
+
+    /// A fresh random key from the operating system's generator.
+    pub fn generate() -> Self {
+        Self::new(p256::ecdsa::SigningKey::generate())
+    }
+
+    /// Loads a PEM private key: PKCS#8 (`PRIVATE KEY`) or SEC1
+    /// (`EC PRIVATE KEY`).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError`] naming the problem: a public key, another curve or
+    /// algorithm, an encrypted key, or no key at all.
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        match pem_label(pem) {
+            Some("PRIVATE KEY") => p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
+                .map(Self::new)
+                .map_err(pkcs8_error),
+            Some("EC PRIVATE KEY") => {
+                p256::SecretKey::from_sec1_pem(pem)
+                    .map(|k| Self::new(k.into()))
+                    .map_err(|e| KeyError::Malformed(e.to_string()))
+            }
+            Some("PUBLIC KEY") => Err(KeyError::PublicKeyGiven),
+            Some("ENCRYPTED PRIVATE KEY") => Err(KeyError::Encrypted),
+            Some(other) => Err(KeyError::NotAKey(format!("PEM block {other:?}"))),
+            None => Err(KeyError::NotAKey("no PEM block found".into())),
+        }
+    }
+
+    /// Loads a PKCS#8 DER private key.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_pem`](SigningKey::from_pem).
+    pub fn from_der(der: &[u8]) -> Result<Self, KeyError> {
+        match p256::ecdsa::SigningKey::from_pkcs8_der(der) {
+            Ok(k) => Ok(Self::new(k)),
+            Err(e) => {
+                if VerifyingKey::from_public_key_der(der).is_ok() {
+                    Err(KeyError::PublicKeyGiven)
+                } else {
+                    Err(pkcs8_error(e))
+                }
+            }
+        }
+    }
+
+    /// Loads a private key file, PEM or DER.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Io`] if the file cannot be read, otherwise as
+    /// [`from_pem`](SigningKey::from_pem).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        let bytes = read(path.as_ref())?;
+        match std::str::from_utf8(&bytes) {
+            Ok(text) if text.contains("-----BEGIN ") => Self::from_pem(text),
+            _ => Self::from_der(&bytes),
+        }
+    }
+
+    /// The PKCS#8 PEM encoding of this private key. Handle with care: it is
+    /// the secret.
+    pub fn to_pkcs8_pem(&self) -> String {
+        self.inner
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("a P-256 key always encodes as PKCS#8")
+            .to_string()
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey {
+            inner: *self.inner.verifying_key(),
+            key_id: self.key_id,
+        }
+    }
+
+    /// The key id (SHA-256 of the public key's SPKI DER).
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// ECDSA P-256 with SHA-256 over `message` (deterministic nonce,
+    /// RFC 6979); the signature as `r || s`, 32 bytes each.
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        let sig: Signature = self.inner.sign(message);
+        sig.to_bytes().into()
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An ECDSA P-256 public key that verifies seals.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::{PublicKey, SigningKey};
+///
+/// let key = SigningKey::generate();
+/// let public = PublicKey::from_pem(&key.public_key().to_pem())?;
+/// assert_eq!(public.key_id(), key.key_id());
+/// # Ok::<(), auditring::KeyError>(())
+/// ```
+#[derive(Clone)]
+pub struct PublicKey {
+    inner: VerifyingKey,
+    key_id: KeyId,
+}
+
+impl PublicKey {
+    /// Loads an SPKI PEM public key (`PUBLIC KEY`).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError`] naming the problem: a private key, another curve or
+    /// algorithm, or no key at all.
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        match pem_label(pem) {
+            Some("PUBLIC KEY") => VerifyingKey::from_public_key_pem(pem)
+                .map(Self::new)
+                .map_err(spki_error),
+            Some("PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY") => {
+                Err(KeyError::PrivateKeyGiven)
+            }
+            Some(other) => Err(KeyError::NotAKey(format!("PEM block {other:?}"))),
+            None => Err(KeyError::NotAKey("no PEM block found".into())),
+        }
+    }
+
+    /// Loads an SPKI DER public key.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_pem`](PublicKey::from_pem).
+    pub fn from_der(der: &[u8]) -> Result<Self, KeyError> {
+        match VerifyingKey::from_public_key_der(der) {
+            Ok(k) => Ok(Self::new(k)),
+            Err(e) => {
+                if p256::ecdsa::SigningKey::from_pkcs8_der(der).is_ok() {
+                    Err(KeyError::PrivateKeyGiven)
+                } else {
+                    Err(spki_error(e))
+                }
+            }
+        }
+    }
+
+    /// Loads a public key file, PEM or DER.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError::Io`] if the file cannot be read, otherwise as
+    /// [`from_pem`](PublicKey::from_pem).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        let bytes = read(path.as_ref())?;
+        match std::str::from_utf8(&bytes) {
+            Ok(text) if text.contains("-----BEGIN ") => Self::from_pem(text),
+            _ => Self::from_der(&bytes),
+        }
+    }
+
+    fn new(inner: VerifyingKey) -> Self {
+        Self {
+            key_id: key_id_of(&inner),
+            inner,
+        }
+    }
+
+    /// The SPKI PEM encoding.
+    pub fn to_pem(&self) -> String {
+        self.inner
+            .to_public_key_pem(LineEnding::LF)
+            .expect("a P-256 public key always encodes as SPKI")
+    }
+
+    /// The key id (SHA-256 of the SPKI DER).
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    /// Whether `signature` (`r || s`) is a valid ECDSA P-256 / SHA-256
+    /// signature of `message` by this key.
+    pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        Signature::from_slice(signature).is_ok_and(|sig| self.inner.verify(message, &sig).is_ok())
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("key_id", &self.key_id)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let key = SigningKey::generate();
+        let sig = key.sign(b"preimage");
+        let public = key.public_key();
+        assert!(public.verify(b"preimage", &sig));
+        assert!(!public.verify(b"preimagf", &sig));
+        let mut bad = sig;
+        bad[10] ^= 1;
+        assert!(!public.verify(b"preimage", &bad));
+        assert!(!public.verify(b"preimage", &[0; 64]), "an all-zero signature is invalid");
+        assert!(!SigningKey::generate().public_key().verify(b"preimage", &sig));
+    }
+
+    #[test]
+    fn wrong_kinds_of_key_are_named() {
+        let key = SigningKey::generate();
+        let public_pem = key.public_key().to_pem();
+        assert!(matches!(SigningKey::from_pem(&public_pem), Err(KeyError::PublicKeyGiven)));
+        assert!(matches!(PublicKey::from_pem(&key.to_pkcs8_pem()), Err(KeyError::PrivateKeyGiven)));
+        assert!(matches!(SigningKey::from_pem("garbage"), Err(KeyError::NotAKey(_))));
+        assert!(matches!(
+            SigningKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            Err(KeyError::NotAKey(_))
+        ));
+        assert!(matches!(
+            SigningKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+            Err(KeyError::Malformed(_))
+        ));
+        assert!(matches!(SigningKey::from_der(b"\x30\x03\x02\x01\x00"), Err(KeyError::Malformed(_))));
+        let err = SigningKey::from_file("/nonexistent/dir/key.pem").unwrap_err();
+        assert!(matches!(err, KeyError::Io { .. }));
+        assert!(err.to_string().contains("/nonexistent/dir/key.pem"));
+    }
+
+    /// A P-384 PKCS#8 key (generated once with openssl).
+    const P384_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDA57XB2td6UXxxF3jqF
+oCAAAC+aiwRb5ksLJkvt6aW7LfxSGCMnqkqG6fNmvP2AwIChZANiAAQOqrRPZV7L
+XtCjoggO/m9KatWbqknbNfKI5A1PIVLpzZZziZL3QlqN22FnJpfO6C3cRY/ecDaX
+4CL7NWGFMyz4dPveUDXtn64idzUci3odcCM+O6UXTwCXVyxGGqOK934=
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn another_curve_is_named() {
+        match SigningKey::from_pem(P384_PEM) {
+            Err(KeyError::WrongAlgorithm(alg)) => assert_eq!(alg, "ECDSA P-384"),
+            other => panic!("expected WrongAlgorithm, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn der_and_sec1_forms_load() {
+        let key = SigningKey::generate();
+        let der = key
+            .inner
+            .to_pkcs8_der()
+            .expect("encodes")
+            .as_bytes()
+            .to_vec();
+        assert_eq!(SigningKey::from_der(&der).unwrap().key_id(), key.key_id());
+        let public_der = key.inner.verifying_key().to_public_key_der().unwrap();
+        assert!(matches!(SigningKey::from_der(public_der.as_bytes()), Err(KeyError::PublicKeyGiven)));
+        assert_eq!(PublicKey::from_der(public_der.as_bytes()).unwrap().key_id(), key.key_id());
+        let sec1 = p256::SecretKey::from(key.inner.as_nonzero_scalar())
+            .to_sec1_pem(LineEnding::LF)
+            .unwrap();
+        assert_eq!(SigningKey::from_pem(&sec1).unwrap().key_id(), key.key_id());
+    }
+}

@@ -1,0 +1,435 @@
+//! The runtime: a capture ring plus the signer thread that turns captured
+//! events into a signed log.
+
+use core::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::capture::{Capture, CaptureBuilder, ConfigError, RecorderError};
+use crate::event::uuid_string;
+use crate::keys::SigningKey;
+use crate::payload::{AuditPayload, Payload};
+use crate::recorder::{FullPolicy, Recorder};
+use crate::signer::{ChainHead, Signer, SignerConfig, SignerCounters, SignerOutcome};
+use crate::sink::Sink;
+
+/// Why a runtime could not be built. Each variant says what to change.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The capture ring's settings are invalid.
+    Config(ConfigError),
+    /// No signing key was given.
+    MissingKey,
+    /// No sink was given.
+    NoSink,
+    /// `max_batch` was 0.
+    ZeroBatch,
+    /// `max_delay` was 0.
+    ZeroDelay,
+    /// The signer thread could not be started.
+    Spawn(std::io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Config(e) => write!(f, "{e}"),
+            BuildError::MissingKey => f.write_str(
+                "no signing key: call `.signing_key(SigningKey::from_file(PATH)?)` (create one with `auditring keygen --out PATH`)",
+            ),
+            BuildError::NoSink => f.write_str(
+                "no sink: add one with `.sink(FileSink::open(PATH)?)` (or `MemorySink::new()` in tests)",
+            ),
+            BuildError::ZeroBatch => f.write_str("max_batch is 0: use 1 to sign every event, or more to batch"),
+            BuildError::ZeroDelay => {
+                f.write_str("max_delay is 0: give the signer at least a microsecond to gather a batch")
+            }
+            BuildError::Spawn(e) => write!(f, "cannot start the signer thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Config(e) => Some(e),
+            BuildError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for BuildError {
+    fn from(e: ConfigError) -> Self {
+        BuildError::Config(e)
+    }
+}
+
+/// Configures and starts a [`Runtime`].
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | [`signing_key`](RuntimeBuilder::signing_key) | required | ECDSA P-256 key that signs every seal |
+/// | [`sink`](RuntimeBuilder::sink) | at least one | where sealed batches are written |
+/// | [`max_batch`](RuntimeBuilder::max_batch) | 1024 | events per seal at most; 1 signs every event |
+/// | [`max_delay`](RuntimeBuilder::max_delay) | 10 ms | oldest event's age that closes a batch |
+/// | [`lane_capacity`](RuntimeBuilder::lane_capacity) | 1024 | ring slots per recorder (power of two) |
+/// | [`max_producers`](RuntimeBuilder::max_producers) | 8 | recorders alive at once |
+/// | [`full_policy`](RuntimeBuilder::full_policy) | [`FullPolicy::Drop`] | what `record` does on a full lane |
+/// | [`continue_chain`](RuntimeBuilder::continue_chain) | [`ChainHead::genesis`] | the log this run continues |
+/// | [`shutdown_timeout`](RuntimeBuilder::shutdown_timeout) | 10 s | bound on draining at shutdown |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use auditring::{AuditPayload, Runtime, SigningKey};
+/// use auditring::sink::MemorySink;
+///
+/// let runtime = Runtime::<AuditPayload>::builder()
+///     .signing_key(SigningKey::generate())
+///     .sink(MemorySink::new())
+///     .max_batch(256)
+///     .max_delay(Duration::from_millis(5))
+///     .build()?;
+/// let report = runtime.shutdown()?;
+/// assert_eq!(report.seals, 2); // open and close
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct RuntimeBuilder<T: Payload = AuditPayload> {
+    capture: CaptureBuilder<T>,
+    key: Option<SigningKey>,
+    sinks: Vec<Box<dyn Sink>>,
+    max_batch: usize,
+    max_delay: Duration,
+    chain: ChainHead,
+    shutdown_timeout: Duration,
+}
+
+impl<T: Payload> Default for RuntimeBuilder<T> {
+    fn default() -> Self {
+        Self {
+            capture: CaptureBuilder::default(),
+            key: None,
+            sinks: Vec::new(),
+            max_batch: 1024,
+            max_delay: Duration::from_millis(10),
+            chain: ChainHead::genesis(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl<T: Payload> RuntimeBuilder<T> {
+    /// The key that signs every seal.
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Adds a sink; every sealed batch goes to every sink, in order.
+    pub fn sink(mut self, sink: impl Sink + 'static) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Events per seal at most. `1` signs every event on its own (about
+    /// 90 µs each: at most ~11k events/s); larger batches amortise the
+    /// signature.
+    pub fn max_batch(mut self, events: usize) -> Self {
+        self.max_batch = events;
+        self
+    }
+
+    /// Age of a batch's oldest event that closes the batch even if it is
+    /// not full: the bound on capture-to-seal latency at low load.
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// Ring slots per recorder (rounded up to a power of two).
+    pub fn lane_capacity(mut self, slots: usize) -> Self {
+        self.capture = self.capture.lane_capacity(slots);
+        self
+    }
+
+    /// Recorders alive at once.
+    pub fn max_producers(mut self, lanes: usize) -> Self {
+        self.capture = self.capture.max_producers(lanes);
+        self
+    }
+
+    /// What [`Recorder::record`] does when its lane is full.
+    pub fn full_policy(mut self, policy: FullPolicy) -> Self {
+        self.capture = self.capture.full_policy(policy);
+        self
+    }
+
+    /// Continues an existing log: the first seal links to `head.prev` and
+    /// the first event gets `head.next_seq`.
+    pub fn continue_chain(mut self, head: ChainHead) -> Self {
+        self.chain = head;
+        self
+    }
+
+    /// How long [`Runtime::shutdown`] waits for the signer to drain.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Allocates the ring, writes the opening seal and starts the signer
+    /// thread (named `auditring-signer`).
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming the setting to change.
+    pub fn build(self) -> Result<Runtime<T>, BuildError> {
+        let key = self.key.ok_or(BuildError::MissingKey)?;
+        if self.sinks.is_empty() {
+            return Err(BuildError::NoSink);
+        }
+        if self.max_batch == 0 {
+            return Err(BuildError::ZeroBatch);
+        }
+        if self.max_delay.is_zero() {
+            return Err(BuildError::ZeroDelay);
+        }
+        let (capture, consumer) = self.capture.build()?;
+        let counters = Arc::new(SignerCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let signer = Signer::new(
+            consumer,
+            SignerConfig {
+                key,
+                max_batch: self.max_batch,
+                max_delay: self.max_delay,
+                chain: self.chain,
+            },
+            self.sinks,
+            Arc::clone(&counters),
+        );
+        let (done, outcome) = mpsc::sync_channel(1);
+        let thread_stop = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name("auditring-signer".into())
+            .spawn(move || {
+                let result = signer.run(&thread_stop);
+                let _ = done.send(result);
+            })
+            .map_err(BuildError::Spawn)?;
+        Ok(Runtime {
+            capture,
+            stop,
+            signer: Some(handle),
+            outcome,
+            counters,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+}
+
+/// Counters of a running runtime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeStats {
+    /// Events accepted by the ring.
+    pub accepted: u64,
+    /// Events dropped by the ring (full lanes).
+    pub dropped: u64,
+    /// Events sealed and handed to the sinks.
+    pub sealed: u64,
+    /// Seals written (including the opening seal).
+    pub seals: u64,
+    /// Sink write failures.
+    pub sink_errors: u64,
+}
+
+/// What a clean shutdown did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// The stream (run) id.
+    pub stream: String,
+    /// Events accepted by the ring.
+    pub accepted: u64,
+    /// Events sealed and handed to the sinks (equals `accepted`).
+    pub sealed: u64,
+    /// Events dropped by the ring under its full policy (signed as loss).
+    pub dropped: u64,
+    /// Seals written, including the opening and closing seals.
+    pub seals: u64,
+    /// Sink write or flush failures.
+    pub sink_errors: u64,
+    /// Where a later run continues this log.
+    pub chain_head: ChainHead,
+    /// Capture-to-sealed-and-written latency of every event, microseconds.
+    pub seal_latency_us: Histogram<u64>,
+}
+
+/// Why a shutdown did not complete.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ShutdownError {
+    /// The signer did not finish draining within the timeout; it goes on in
+    /// the background.
+    TimedOut(Duration),
+    /// The signer thread died.
+    SignerDied,
+}
+
+impl fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShutdownError::TimedOut(d) => write!(
+                f,
+                "the audit signer did not finish draining within {d:?} (slow sink?): it continues in the background; raise `shutdown_timeout` to wait longer"
+            ),
+            ShutdownError::SignerDied => {
+                f.write_str("the audit signer thread died: events after its last seal were not written")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ShutdownError {}
+
+/// A running audit pipeline: hands out recorders, and on shutdown drains
+/// every accepted event, writes the close seal and flushes the sinks.
+///
+/// Dropping the runtime shuts it down too (bounded by the shutdown
+/// timeout); call [`shutdown`](Runtime::shutdown) to get the report.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::{AuditPayload, Decision, Runtime, SigningKey};
+/// use auditring::sink::MemorySink;
+///
+/// let log = MemorySink::new();
+/// let runtime = Runtime::<AuditPayload>::builder()
+///     .signing_key(SigningKey::generate())
+///     .sink(log.clone())
+///     .build()?;
+/// let mut recorder = runtime.recorder()?;
+/// recorder.record(|e| {
+///     e.set_action("tool.call");
+///     e.decision = Decision::Allow;
+/// })?;
+/// let report = runtime.shutdown()?;
+/// assert_eq!((report.accepted, report.sealed), (1, 1));
+/// assert_eq!(log.lines().len(), 3); // open seal, event, close seal
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping the runtime shuts it down"]
+pub struct Runtime<T: Payload = AuditPayload> {
+    capture: Capture<T>,
+    stop: Arc<AtomicBool>,
+    signer: Option<JoinHandle<()>>,
+    outcome: mpsc::Receiver<SignerOutcome>,
+    counters: Arc<SignerCounters>,
+    shutdown_timeout: Duration,
+}
+
+impl<T: Payload> Runtime<T> {
+    /// A builder with the defaults listed on [`RuntimeBuilder`].
+    pub fn builder() -> RuntimeBuilder<T> {
+        RuntimeBuilder::default()
+    }
+
+    /// A recorder for the calling thread (see [`Capture::recorder`]).
+    ///
+    /// # Errors
+    ///
+    /// [`RecorderError::NoFreeLane`] when `max_producers` recorders are
+    /// alive; [`RecorderError::Closed`] after shutdown.
+    pub fn recorder(&self) -> Result<Recorder<T>, RecorderError> {
+        self.capture.recorder()
+    }
+
+    /// The capture handle: cheap to clone and share with the code that
+    /// creates worker threads.
+    pub fn capture(&self) -> &Capture<T> {
+        &self.capture
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> RuntimeStats {
+        let capture = self.capture.stats();
+        RuntimeStats {
+            accepted: capture.accepted,
+            dropped: capture.dropped,
+            sealed: self.counters.sealed_events.load(Ordering::Relaxed),
+            seals: self.counters.seals.load(Ordering::Relaxed),
+            sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting events, drains every accepted event into sealed
+    /// batches, writes the close seal, flushes the sinks and joins the
+    /// signer thread, waiting at most the shutdown timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownError::TimedOut`] if draining takes longer than the
+    /// timeout; [`ShutdownError::SignerDied`] if the signer thread died.
+    pub fn shutdown(mut self) -> Result<ShutdownReport, ShutdownError> {
+        self.stop_signer()
+    }
+
+    fn stop_signer(&mut self) -> Result<ShutdownReport, ShutdownError> {
+        let Some(handle) = self.signer.take() else {
+            return Err(ShutdownError::SignerDied);
+        };
+        // Release: everything this thread did before the shutdown request
+        // is visible to the signer once it sees the flag.
+        self.stop.store(true, Ordering::Release);
+        handle.thread().unpark();
+        match self.outcome.recv_timeout(self.shutdown_timeout) {
+            Ok(outcome) => {
+                let _ = handle.join();
+                let accepted = self.capture.stats().accepted;
+                Ok(ShutdownReport {
+                    stream: uuid_string(&outcome.stream),
+                    accepted,
+                    sealed: outcome.sealed_events,
+                    dropped: outcome.dropped,
+                    seals: outcome.seals,
+                    sink_errors: outcome.sink_errors,
+                    chain_head: ChainHead {
+                        prev: outcome.last_seal_hash,
+                        next_seq: outcome.next_seq,
+                        previous_closed: true,
+                    },
+                    seal_latency_us: outcome.seal_latency_us,
+                })
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ShutdownError::TimedOut(self.shutdown_timeout)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ShutdownError::SignerDied),
+        }
+    }
+}
+
+impl<T: Payload> Drop for Runtime<T> {
+    fn drop(&mut self) {
+        if self.signer.is_some() {
+            if let Err(e) = self.stop_signer() {
+                tracing::error!(target: "auditring", error = %e, "audit runtime shutdown on drop failed");
+            }
+        }
+    }
+}
+
+impl<T: Payload> fmt::Debug for Runtime<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime").field("stats", &self.stats()).finish()
+    }
+}

@@ -1,0 +1,320 @@
+//! The signer thread: drains the ring in batches, numbers and encodes
+//! events, hashes them into a Merkle tree, signs one seal per batch and
+//! hands the batch to the sinks.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::capture::{CapturedEvent, Consumer};
+use crate::event::{self, IdGenerator};
+use crate::keys::SigningKey;
+use crate::merkle::{Hash, MerkleBuilder, empty_root, leaf_hash};
+use crate::payload::Payload;
+use crate::seal::{GENESIS, Seal, SealReason};
+use crate::sink::{Batch, Sink};
+
+/// Where a new run continues a log: the last seal's hash and the next
+/// sequence number.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::ChainHead;
+/// let fresh = ChainHead::genesis();
+/// assert_eq!(fresh.next_seq, 0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Hash of the last seal's preimage ([`GENESIS`] for a new log).
+    pub prev: Hash,
+    /// The `seq` the next event gets.
+    pub next_seq: u64,
+    /// Whether the previous run ended with a close seal. A run that
+    /// continues an unclosed log opens with reason `recovered`.
+    pub previous_closed: bool,
+}
+
+impl ChainHead {
+    /// The head of a new, empty log.
+    pub fn genesis() -> Self {
+        Self {
+            prev: GENESIS,
+            next_seq: 0,
+            previous_closed: true,
+        }
+    }
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        Self::genesis()
+    }
+}
+
+/// Counters the signer publishes while it runs.
+#[derive(Debug, Default)]
+pub(crate) struct SignerCounters {
+    pub(crate) sealed_events: AtomicU64,
+    pub(crate) seals: AtomicU64,
+    pub(crate) sink_errors: AtomicU64,
+}
+
+/// What the signer did over its whole run.
+#[derive(Clone, Debug)]
+pub(crate) struct SignerOutcome {
+    pub(crate) stream: [u8; 16],
+    pub(crate) sealed_events: u64,
+    pub(crate) seals: u64,
+    pub(crate) sink_errors: u64,
+    pub(crate) dropped: u64,
+    pub(crate) last_seal_hash: Hash,
+    pub(crate) next_seq: u64,
+    /// Capture to sealed-and-written latency per event, microseconds.
+    pub(crate) seal_latency_us: Histogram<u64>,
+}
+
+/// Signer settings.
+pub(crate) struct SignerConfig {
+    pub(crate) key: SigningKey,
+    pub(crate) max_batch: usize,
+    pub(crate) max_delay: Duration,
+    pub(crate) chain: ChainHead,
+}
+
+/// The batch being built.
+struct BatchState {
+    stream: [u8; 16],
+    ids: IdGenerator,
+    next_seq: u64,
+    seq_start: u64,
+    count: u64,
+    /// Raw capture stamp of the batch's oldest event.
+    oldest_stamp: u64,
+    merkle: MerkleBuilder,
+    /// Event lines of the batch, then (while sealing) its seal line.
+    buf: Vec<u8>,
+    /// Raw capture stamps of the batch's events, for latency accounting.
+    stamps: Vec<u64>,
+}
+
+impl BatchState {
+    fn add<T: Payload>(&mut self, event: CapturedEvent<'_, T>) {
+        if self.count == 0 {
+            self.seq_start = self.next_seq;
+            self.oldest_stamp = event.raw_stamp();
+        }
+        let seq = self.next_seq;
+        let id = self.ids.next(event.unix_nanos());
+        let range = event::write_event_line(
+            &mut self.buf,
+            &self.stream,
+            seq,
+            &id,
+            event.unix_nanos(),
+            event.payload(),
+        );
+        self.merkle.push(leaf_hash(&self.buf[range]));
+        self.stamps.push(event.raw_stamp());
+        self.next_seq += 1;
+        self.count += 1;
+    }
+}
+
+/// The signer: owns the consumer side of the ring, the key and the sinks.
+pub(crate) struct Signer<T: Payload> {
+    consumer: Consumer<T>,
+    key: SigningKey,
+    sinks: Vec<Box<dyn Sink>>,
+    max_batch: usize,
+    max_delay_ns: u64,
+    batch: BatchState,
+    next_index: u64,
+    prev: Hash,
+    open_reason: SealReason,
+    dropped_at_last_seal: u64,
+    sink_errors_since_seal: u64,
+    counters: Arc<SignerCounters>,
+    seal_latency_us: Histogram<u64>,
+}
+
+impl<T: Payload> Signer<T> {
+    pub(crate) fn new(
+        consumer: Consumer<T>,
+        config: SignerConfig,
+        sinks: Vec<Box<dyn Sink>>,
+        counters: Arc<SignerCounters>,
+    ) -> Self {
+        let mut ids = IdGenerator::new();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let stream = ids.next(now);
+        let max_batch = config.max_batch.max(1);
+        Self {
+            consumer,
+            key: config.key,
+            sinks,
+            max_batch,
+            max_delay_ns: config.max_delay.as_nanos().min(u128::from(u64::MAX)) as u64,
+            batch: BatchState {
+                stream,
+                ids,
+                next_seq: config.chain.next_seq,
+                seq_start: config.chain.next_seq,
+                count: 0,
+                oldest_stamp: 0,
+                merkle: MerkleBuilder::default(),
+                buf: Vec::with_capacity(max_batch.min(1 << 16) * 640),
+                stamps: Vec::with_capacity(max_batch.min(1 << 16)),
+            },
+            next_index: 0,
+            prev: config.chain.prev,
+            open_reason: if config.chain.previous_closed {
+                SealReason::Open
+            } else {
+                SealReason::Recovered
+            },
+            dropped_at_last_seal: 0,
+            sink_errors_since_seal: 0,
+            counters,
+            seal_latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+
+    /// Runs until `stop` is set, then drains everything accepted, writes
+    /// the close seal and flushes the sinks.
+    pub(crate) fn run(mut self, stop: &AtomicBool) -> SignerOutcome {
+        self.seal(self.open_reason);
+        let mut idle = 0u32;
+        loop {
+            // Acquire: pairs with the Release store in `Runtime::shutdown`.
+            let stopping = stop.load(Ordering::Acquire);
+            if stopping {
+                self.consumer.close();
+            }
+            let room = self.max_batch - self.batch.count as usize;
+            let batch = &mut self.batch;
+            let drained = self.consumer.drain(room, |event| batch.add(event));
+            if self.batch.count as usize >= self.max_batch {
+                self.seal(SealReason::Size);
+            } else if self.batch.count > 0
+                && self.consumer.nanos_since(self.batch.oldest_stamp) >= self.max_delay_ns
+            {
+                self.seal(SealReason::Timer);
+            }
+            if stopping && self.consumer.is_empty() {
+                break;
+            }
+            if drained == 0 {
+                idle = idle.saturating_add(1);
+                self.wait(idle);
+            } else {
+                idle = 0;
+            }
+        }
+        self.seal(SealReason::Close);
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.flush() {
+                tracing::error!(target: "auditring", sink = sink.name(), error = %e, "audit sink flush failed at shutdown");
+                self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        SignerOutcome {
+            stream: self.batch.stream,
+            sealed_events: self.counters.sealed_events.load(Ordering::Relaxed),
+            seals: self.counters.seals.load(Ordering::Relaxed),
+            sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
+            dropped: self.consumer.stats().dropped,
+            last_seal_hash: self.prev,
+            next_seq: self.batch.next_seq,
+            seal_latency_us: self.seal_latency_us,
+        }
+    }
+
+    /// Waits for events without a system call for the first rounds, then
+    /// naps; a nap never outlasts the open batch's deadline.
+    fn wait(&self, idle: u32) {
+        if idle < 64 {
+            std::hint::spin_loop();
+        } else if idle < 80 {
+            std::thread::yield_now();
+        } else {
+            let mut nap = Duration::from_micros(u64::from(idle - 79).min(10) * 100);
+            if self.batch.count > 0 {
+                let age = self.consumer.nanos_since(self.batch.oldest_stamp);
+                let left = Duration::from_nanos(self.max_delay_ns.saturating_sub(age));
+                nap = nap.min(left);
+            }
+            std::thread::park_timeout(nap);
+        }
+    }
+
+    /// Seals the current batch (possibly empty), writes it to every sink
+    /// and starts the next one.
+    fn seal(&mut self, reason: SealReason) {
+        let batch = &mut self.batch;
+        if batch.count == 0 {
+            batch.seq_start = batch.next_seq;
+        }
+        let dropped_total = self.consumer.stats().dropped;
+        let seal = Seal {
+            stream: batch.stream,
+            index: self.next_index,
+            reason,
+            seq_start: batch.seq_start,
+            count: batch.count,
+            root: if batch.count == 0 {
+                empty_root()
+            } else {
+                batch.merkle.root()
+            },
+            prev: self.prev,
+            dropped: dropped_total - self.dropped_at_last_seal,
+            dropped_total,
+            sink_errors: self.sink_errors_since_seal,
+            unix_nanos: self.consumer.unix_nanos_now(),
+            key_id: self.key.key_id(),
+        };
+        let preimage = seal.preimage();
+        let signature = self.key.sign(&preimage);
+        let seal_offset = batch.buf.len();
+        seal.write_line(&signature, &mut batch.buf);
+
+        let mut errors = 0;
+        let written = Batch::new(&batch.buf, seal_offset, &seal);
+        for sink in &mut self.sinks {
+            match catch_unwind(AssertUnwindSafe(|| sink.write_batch(&written))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    errors += 1;
+                    tracing::error!(target: "auditring", sink = sink.name(), error = %e, seal = seal.index, "audit sink write failed");
+                }
+                Err(_) => {
+                    errors += 1;
+                    tracing::error!(target: "auditring", sink = sink.name(), seal = seal.index, "audit sink panicked");
+                }
+            }
+        }
+        for &stamp in &batch.stamps {
+            let us = self.consumer.nanos_since(stamp) / 1_000;
+            self.seal_latency_us.saturating_record(us.max(1));
+        }
+
+        self.prev = seal.hash();
+        self.next_index += 1;
+        self.dropped_at_last_seal = dropped_total;
+        self.sink_errors_since_seal = errors;
+        self.counters.sealed_events.fetch_add(batch.count, Ordering::Relaxed);
+        self.counters.seals.fetch_add(1, Ordering::Relaxed);
+        self.counters.sink_errors.fetch_add(errors, Ordering::Relaxed);
+        batch.count = 0;
+        batch.merkle.reset();
+        batch.buf.clear();
+        batch.stamps.clear();
+    }
+}
