@@ -84,6 +84,7 @@ mod seal;
 mod signer;
 pub mod sink;
 mod sync;
+pub mod verify;
 
 pub use affinity::{PinError, available_cores, pin_current_thread};
 pub use capture::{
