@@ -224,7 +224,16 @@ mod tests {
             assert_eq!(id[8] >> 6, 0b10, "RFC 9562 variant");
         }
         assert!(generated.windows(2).all(|w| w[0] < w[1]));
-        let ms = u64::from_be_bytes([0, 0, generated[0][0], generated[0][1], generated[0][2], generated[0][3], generated[0][4], generated[0][5]]);
+        let ms = u64::from_be_bytes([
+            0,
+            0,
+            generated[0][0],
+            generated[0][1],
+            generated[0][2],
+            generated[0][3],
+            generated[0][4],
+            generated[0][5],
+        ]);
         assert_eq!(ms, base / 1_000_000);
         let parsed = uuid::Uuid::from_bytes(generated[0]);
         assert_eq!(parsed.get_version_num(), 7);
@@ -251,7 +260,10 @@ mod tests {
                 seq: 42
             })
         );
-        assert_eq!(classify(br#"{"v":1,"kind":"seal","stream":"#), LineKind::Seal);
+        assert_eq!(
+            classify(br#"{"v":1,"kind":"seal","stream":"#),
+            LineKind::Seal
+        );
         assert_eq!(classify(b"garbage"), LineKind::Unknown);
         let leading_zero = text.replacen(r#""seq":42"#, r#""seq":042"#, 1);
         assert_eq!(classify(leading_zero.as_bytes()), LineKind::Unknown);

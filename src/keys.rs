@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{Signature, VerifyingKey};
 use p256::elliptic_curve::Generate;
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use sha2::{Digest, Sha256};
 
 /// Why a key could not be loaded. Each variant says what to do.
@@ -191,11 +193,9 @@ impl SigningKey {
             Some("PRIVATE KEY") => p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
                 .map(Self::new)
                 .map_err(pkcs8_error),
-            Some("EC PRIVATE KEY") => {
-                p256::SecretKey::from_sec1_pem(pem)
-                    .map(|k| Self::new(k.into()))
-                    .map_err(|e| KeyError::Malformed(e.to_string()))
-            }
+            Some("EC PRIVATE KEY") => p256::SecretKey::from_sec1_pem(pem)
+                .map(|k| Self::new(k.into()))
+                .map_err(|e| KeyError::Malformed(e.to_string())),
             Some("PUBLIC KEY") => Err(KeyError::PublicKeyGiven),
             Some("ENCRYPTED PRIVATE KEY") => Err(KeyError::Encrypted),
             Some(other) => Err(KeyError::NotAKey(format!("PEM block {other:?}"))),
@@ -391,17 +391,33 @@ mod tests {
         let mut bad = sig;
         bad[10] ^= 1;
         assert!(!public.verify(b"preimage", &bad));
-        assert!(!public.verify(b"preimage", &[0; 64]), "an all-zero signature is invalid");
-        assert!(!SigningKey::generate().public_key().verify(b"preimage", &sig));
+        assert!(
+            !public.verify(b"preimage", &[0; 64]),
+            "an all-zero signature is invalid"
+        );
+        assert!(
+            !SigningKey::generate()
+                .public_key()
+                .verify(b"preimage", &sig)
+        );
     }
 
     #[test]
     fn wrong_kinds_of_key_are_named() {
         let key = SigningKey::generate();
         let public_pem = key.public_key().to_pem();
-        assert!(matches!(SigningKey::from_pem(&public_pem), Err(KeyError::PublicKeyGiven)));
-        assert!(matches!(PublicKey::from_pem(&key.to_pkcs8_pem()), Err(KeyError::PrivateKeyGiven)));
-        assert!(matches!(SigningKey::from_pem("garbage"), Err(KeyError::NotAKey(_))));
+        assert!(matches!(
+            SigningKey::from_pem(&public_pem),
+            Err(KeyError::PublicKeyGiven)
+        ));
+        assert!(matches!(
+            PublicKey::from_pem(&key.to_pkcs8_pem()),
+            Err(KeyError::PrivateKeyGiven)
+        ));
+        assert!(matches!(
+            SigningKey::from_pem("garbage"),
+            Err(KeyError::NotAKey(_))
+        ));
         assert!(matches!(
             SigningKey::from_pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
             Err(KeyError::NotAKey(_))
@@ -410,7 +426,10 @@ mod tests {
             SigningKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
             Err(KeyError::Malformed(_))
         ));
-        assert!(matches!(SigningKey::from_der(b"\x30\x03\x02\x01\x00"), Err(KeyError::Malformed(_))));
+        assert!(matches!(
+            SigningKey::from_der(b"\x30\x03\x02\x01\x00"),
+            Err(KeyError::Malformed(_))
+        ));
         let err = SigningKey::from_file("/nonexistent/dir/key.pem").unwrap_err();
         assert!(matches!(err, KeyError::Io { .. }));
         assert!(err.to_string().contains("/nonexistent/dir/key.pem"));
@@ -444,8 +463,14 @@ XtCjoggO/m9KatWbqknbNfKI5A1PIVLpzZZziZL3QlqN22FnJpfO6C3cRY/ecDaX
             .to_vec();
         assert_eq!(SigningKey::from_der(&der).unwrap().key_id(), key.key_id());
         let public_der = key.inner.verifying_key().to_public_key_der().unwrap();
-        assert!(matches!(SigningKey::from_der(public_der.as_bytes()), Err(KeyError::PublicKeyGiven)));
-        assert_eq!(PublicKey::from_der(public_der.as_bytes()).unwrap().key_id(), key.key_id());
+        assert!(matches!(
+            SigningKey::from_der(public_der.as_bytes()),
+            Err(KeyError::PublicKeyGiven)
+        ));
+        assert_eq!(
+            PublicKey::from_der(public_der.as_bytes()).unwrap().key_id(),
+            key.key_id()
+        );
         let sec1 = p256::SecretKey::from(key.inner.as_nonzero_scalar())
             .to_sec1_pem(LineEnding::LF)
             .unwrap();

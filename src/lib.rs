@@ -91,11 +91,15 @@ pub use capture::{
     Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, MAX_LANE_CAPACITY,
     MAX_PRODUCERS, RecorderError,
 };
-pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use keys::{KeyError, KeyId, PublicKey, SigningKey};
+pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use recorder::{FullPolicy, RecordError, Recorder};
-pub use runtime::{BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport};
-pub use seal::{FORMAT_VERSION, GENESIS, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError, SealReason};
+pub use runtime::{
+    BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport,
+};
+pub use seal::{
+    FORMAT_VERSION, GENESIS, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError, SealReason,
+};
 pub use signer::ChainHead;
 
 /// The README's examples, compiled and run as doctests.

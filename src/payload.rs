@@ -644,7 +644,11 @@ mod tests {
         assert_eq!(json, expected);
         let mut hand = Vec::new();
         e.write_json(&mut hand);
-        assert_eq!(String::from_utf8(hand).unwrap(), expected, "hand-written encoder");
+        assert_eq!(
+            String::from_utf8(hand).unwrap(),
+            expected,
+            "hand-written encoder"
+        );
     }
 
     #[test]
@@ -656,6 +660,9 @@ mod tests {
         e.set_token_id(&"é".repeat(40));
         let mut hand = Vec::new();
         e.write_json(&mut hand);
-        assert_eq!(String::from_utf8(hand).unwrap(), serde_json::to_string(&e).unwrap());
+        assert_eq!(
+            String::from_utf8(hand).unwrap(),
+            serde_json::to_string(&e).unwrap()
+        );
     }
 }

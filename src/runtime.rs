@@ -293,9 +293,9 @@ impl fmt::Display for ShutdownError {
                 f,
                 "the audit signer did not finish draining within {d:?} (slow sink?): it continues in the background; raise `shutdown_timeout` to wait longer"
             ),
-            ShutdownError::SignerDied => {
-                f.write_str("the audit signer thread died: events after its last seal were not written")
-            }
+            ShutdownError::SignerDied => f.write_str(
+                "the audit signer thread died: events after its last seal were not written",
+            ),
         }
     }
 }
@@ -412,7 +412,9 @@ impl<T: Payload> Runtime<T> {
                     seal_latency_us: outcome.seal_latency_us,
                 })
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(ShutdownError::TimedOut(self.shutdown_timeout)),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(ShutdownError::TimedOut(self.shutdown_timeout))
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(ShutdownError::SignerDied),
         }
     }
@@ -430,6 +432,8 @@ impl<T: Payload> Drop for Runtime<T> {
 
 impl<T: Payload> fmt::Debug for Runtime<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("stats", &self.stats()).finish()
+        f.debug_struct("Runtime")
+            .field("stats", &self.stats())
+            .finish()
     }
 }

@@ -243,13 +243,19 @@ impl Seal {
             key_id: &'a str,
             sig: &'a str,
         }
-        let raw: Raw<'_> =
-            serde_json::from_slice(line).map_err(|e| SealLineError(format!("not a seal line: {e}")))?;
+        let raw: Raw<'_> = serde_json::from_slice(line)
+            .map_err(|e| SealLineError(format!("not a seal line: {e}")))?;
         if raw.v != FORMAT_VERSION {
-            return Err(SealLineError(format!("unsupported format version {}", raw.v)));
+            return Err(SealLineError(format!(
+                "unsupported format version {}",
+                raw.v
+            )));
         }
         if raw.kind != "seal" {
-            return Err(SealLineError(format!("kind is {:?}, not \"seal\"", raw.kind)));
+            return Err(SealLineError(format!(
+                "kind is {:?}, not \"seal\"",
+                raw.kind
+            )));
         }
         let bad = |field: &str| SealLineError(format!("field {field:?} is malformed"));
         let seal = Seal {

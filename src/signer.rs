@@ -309,9 +309,13 @@ impl<T: Payload> Signer<T> {
         self.next_index += 1;
         self.dropped_at_last_seal = dropped_total;
         self.sink_errors_since_seal = errors;
-        self.counters.sealed_events.fetch_add(batch.count, Ordering::Relaxed);
+        self.counters
+            .sealed_events
+            .fetch_add(batch.count, Ordering::Relaxed);
         self.counters.seals.fetch_add(1, Ordering::Relaxed);
-        self.counters.sink_errors.fetch_add(errors, Ordering::Relaxed);
+        self.counters
+            .sink_errors
+            .fetch_add(errors, Ordering::Relaxed);
         batch.count = 0;
         batch.merkle.reset();
         batch.buf.clear();

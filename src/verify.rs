@@ -86,8 +86,8 @@ impl FindingKind {
     pub fn severity(self) -> Severity {
         use FindingKind::*;
         match self {
-            Modified | Missing | MissingSeals | Inserted | Reordered | BadSignature | UnknownKey
-            | BrokenChain | Malformed => Severity::Tamper,
+            Modified | Missing | MissingSeals | Inserted | Reordered | BadSignature
+            | UnknownKey | BrokenChain | Malformed => Severity::Tamper,
             UnsealedTail | MissingClose | Loss | Empty => Severity::Incomplete,
             SinkErrors | Restart => Severity::Info,
         }
@@ -148,7 +148,12 @@ impl fmt::Display for Finding {
             Severity::Incomplete => "INCOMPLETE",
             Severity::Tamper => "TAMPER",
         };
-        write!(f, "{severity:<10} {:<14} {}:", self.kind.as_str(), self.file)?;
+        write!(
+            f,
+            "{severity:<10} {:<14} {}:",
+            self.kind.as_str(),
+            self.file
+        )?;
         if self.lines.0 == self.lines.1 {
             write!(f, "{}", self.lines.0)?;
         } else {
@@ -255,7 +260,9 @@ pub enum VerifyError {
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VerifyError::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            VerifyError::Io { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
         }
     }
 }
@@ -434,7 +441,12 @@ impl Verification<'_> {
     /// # Errors
     ///
     /// Any I/O error from `reader`.
-    pub fn feed(&mut self, name: &str, mut reader: impl BufRead, progress: &mut dyn FnMut(u64)) -> io::Result<()> {
+    pub fn feed(
+        &mut self,
+        name: &str,
+        mut reader: impl BufRead,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<()> {
         self.file = name.to_owned();
         self.line = 0;
         let mut head: Vec<u8> = Vec::with_capacity(HEAD_LEN);
@@ -598,7 +610,13 @@ impl Verification<'_> {
                 match Seal::parse_line(head) {
                     Ok((seal, sig)) => self.seal(seal, &sig),
                     Err(e) => {
-                        self.find(FindingKind::Malformed, (line, line), None, None, format!("damaged seal line: {e}"));
+                        self.find(
+                            FindingKind::Malformed,
+                            (line, line),
+                            None,
+                            None,
+                            format!("damaged seal line: {e}"),
+                        );
                         self.seal_unreadable();
                     }
                 }
@@ -647,7 +665,13 @@ impl Verification<'_> {
                     uuid_string(&header.stream),
                     uuid_string(&stream)
                 );
-                self.find(FindingKind::Inserted, (line, line), Some((header.seq, header.seq)), Some(1), detail);
+                self.find(
+                    FindingKind::Inserted,
+                    (line, line),
+                    Some((header.seq, header.seq)),
+                    Some(1),
+                    detail,
+                );
                 return;
             }
         }
@@ -666,7 +690,12 @@ impl Verification<'_> {
             }
             p.gaps.push((expected, seq - 1));
             self.expected_seq = Some(seq + 1);
-        } else if let Some(i) = self.pending.gaps.iter().position(|&(a, b)| a <= seq && seq <= b) {
+        } else if let Some(i) = self
+            .pending
+            .gaps
+            .iter()
+            .position(|&(a, b)| a <= seq && seq <= b)
+        {
             let (a, b) = self.pending.gaps.remove(i);
             if a < seq {
                 self.pending.gaps.push((a, seq - 1));
@@ -680,7 +709,10 @@ impl Verification<'_> {
                 (line, line),
                 Some((seq, seq)),
                 Some(1),
-                format!("event seq {seq} comes after seq {} (events out of order)", expected - 1),
+                format!(
+                    "event seq {seq} comes after seq {} (events out of order)",
+                    expected - 1
+                ),
             );
         } else {
             self.pending.disturbed = true;
@@ -701,7 +733,8 @@ impl Verification<'_> {
                 (a, b),
                 None,
                 Some(b - a + 1),
-                "line(s) after a close seal and before the next open seal: no seal covers them".into(),
+                "line(s) after a close seal and before the next open seal: no seal covers them"
+                    .into(),
             );
         }
     }
@@ -769,7 +802,10 @@ impl Verification<'_> {
                 (line, line),
                 None,
                 Some(seal.sink_errors),
-                format!("seal #{} records {} sink write failure(s) before it", seal.index, seal.sink_errors),
+                format!(
+                    "seal #{} records {} sink write failure(s) before it",
+                    seal.index, seal.sink_errors
+                ),
             );
         }
         self.last_seal = Some(LastSeal {
@@ -813,7 +849,10 @@ impl Verification<'_> {
             }
             Some(last) => {
                 let detail = if last.reason == SealReason::Close {
-                    format!("a new run starts (stream {}) after a clean shutdown", uuid_string(&seal.stream))
+                    format!(
+                        "a new run starts (stream {}) after a clean shutdown",
+                        uuid_string(&seal.stream)
+                    )
                 } else {
                     format!(
                         "a new run starts (stream {}) after the previous run ended without a close seal (crash)",
@@ -840,7 +879,10 @@ impl Verification<'_> {
                 (line, line),
                 None,
                 None,
-                format!("an opening seal must have index 0 and seal no events (has index {}, count {})", seal.index, seal.count),
+                format!(
+                    "an opening seal must have index 0 and seal no events (has index {}, count {})",
+                    seal.index, seal.count
+                ),
             );
         }
         if let Some(next) = self.sealed_next {
@@ -850,7 +892,11 @@ impl Verification<'_> {
                     (line, line),
                     Some((next, seal.seq_start - 1)),
                     Some(seal.seq_start - next),
-                    format!("the new run starts at seq {} but the previous run sealed up to seq {}", seal.seq_start, next - 1),
+                    format!(
+                        "the new run starts at seq {} but the previous run sealed up to seq {}",
+                        seal.seq_start,
+                        next - 1
+                    ),
                 );
             } else if seal.seq_start < next {
                 self.find(
@@ -867,7 +913,10 @@ impl Verification<'_> {
                 (line, line),
                 Some((0, seal.seq_start - 1)),
                 Some(seal.seq_start),
-                format!("the log starts at genesis but its first seq is {}", seal.seq_start),
+                format!(
+                    "the log starts at genesis but its first seq is {}",
+                    seal.seq_start
+                ),
             );
         }
         self.stream = Some(seal.stream);
@@ -887,7 +936,10 @@ impl Verification<'_> {
                     (line, line),
                     None,
                     None,
-                    format!("seal #{} comes before any opening seal: the start of the log is missing", seal.index),
+                    format!(
+                        "seal #{} comes before any opening seal: the start of the log is missing",
+                        seal.index
+                    ),
                 );
             }
             (Some(_), None) => {
@@ -896,18 +948,26 @@ impl Verification<'_> {
                     (line, line),
                     None,
                     None,
-                    format!("seal #{} follows a close seal without a new opening seal", seal.index),
+                    format!(
+                        "seal #{} follows a close seal without a new opening seal",
+                        seal.index
+                    ),
                 );
             }
             (Some(last), Some(stream)) => {
-                let (last_index, last_hash, last_dropped) = (last.index, last.hash, last.dropped_total);
+                let (last_index, last_hash, last_dropped) =
+                    (last.index, last.hash, last.dropped_total);
                 if seal.stream != stream {
                     self.find(
                         FindingKind::BrokenChain,
                         (line, line),
                         None,
                         None,
-                        format!("seal #{} belongs to stream {}, not to the open stream", seal.index, uuid_string(&seal.stream)),
+                        format!(
+                            "seal #{} belongs to stream {}, not to the open stream",
+                            seal.index,
+                            uuid_string(&seal.stream)
+                        ),
                     );
                 } else if seal.index > last_index + 1 {
                     let missing = seal.index - last_index - 1;
@@ -917,7 +977,11 @@ impl Verification<'_> {
                         (line, line),
                         None,
                         Some(missing),
-                        format!("{missing} sealed batch(es) are missing: seals #{}..#{} were removed", last_index + 1, seal.index - 1),
+                        format!(
+                            "{missing} sealed batch(es) are missing: seals #{}..#{} were removed",
+                            last_index + 1,
+                            seal.index - 1
+                        ),
                     );
                 } else if seal.index != last_index + 1 {
                     self.find(
@@ -925,7 +989,10 @@ impl Verification<'_> {
                         (line, line),
                         None,
                         None,
-                        format!("seal #{} follows seal #{last_index}: seals repeated or out of order", seal.index),
+                        format!(
+                            "seal #{} follows seal #{last_index}: seals repeated or out of order",
+                            seal.index
+                        ),
                     );
                 } else if last_hash.is_some_and(|h| h != seal.prev) {
                     self.find(
@@ -933,7 +1000,10 @@ impl Verification<'_> {
                         (line, line),
                         None,
                         None,
-                        format!("seal #{} does not link to seal #{last_index}: a seal was replaced", seal.index),
+                        format!(
+                            "seal #{} does not link to seal #{last_index}: a seal was replaced",
+                            seal.index
+                        ),
                     );
                 } else if seal.dropped_total != last_dropped + seal.dropped {
                     self.find(
@@ -963,7 +1033,8 @@ impl Verification<'_> {
         } else {
             (line, line)
         };
-        let sealed_range = (seal.count > 0).then(|| (seal.seq_start, seal.seq_start + seal.count - 1));
+        let sealed_range =
+            (seal.count > 0).then(|| (seal.seq_start, seal.seq_start + seal.count - 1));
         let mut structural = self.pending.disturbed;
 
         // Seqs between the previous seal and this one that never showed up
@@ -976,7 +1047,12 @@ impl Verification<'_> {
                     lines,
                     Some((next, seal.seq_start - 1)),
                     Some(seal.seq_start - next),
-                    format!("seq {}..{} are missing before seal #{}", next, seal.seq_start - 1, seal.index),
+                    format!(
+                        "seq {}..{} are missing before seal #{}",
+                        next,
+                        seal.seq_start - 1,
+                        seal.index
+                    ),
                 );
             } else if seal.seq_start < next {
                 structural = true;
@@ -985,7 +1061,10 @@ impl Verification<'_> {
                     lines,
                     Some((seal.seq_start, next - 1)),
                     Some(next - seal.seq_start),
-                    format!("seal #{} covers seq numbers already sealed before it", seal.index),
+                    format!(
+                        "seal #{} covers seq numbers already sealed before it",
+                        seal.index
+                    ),
                 );
             }
         }
@@ -1002,7 +1081,10 @@ impl Verification<'_> {
                 lines,
                 Some((a, b)),
                 Some(b - a + 1),
-                format!("event(s) seq {a}..{b} were removed from the batch sealed by seal #{}", seal.index),
+                format!(
+                    "event(s) seq {a}..{b} were removed from the batch sealed by seal #{}",
+                    seal.index
+                ),
             );
         }
         if let (Some((lo, hi)), Some((s_lo, s_hi))) = (self.pending.seq_range(), sealed_range) {
@@ -1013,7 +1095,10 @@ impl Verification<'_> {
                     lines,
                     Some((s_hi + 1, hi)),
                     None,
-                    format!("events with seq above {s_hi} are not covered by seal #{}", seal.index),
+                    format!(
+                        "events with seq above {s_hi} are not covered by seal #{}",
+                        seal.index
+                    ),
                 );
             }
             if hi < s_hi {
@@ -1023,7 +1108,10 @@ impl Verification<'_> {
                     lines,
                     Some((hi + 1, s_hi)),
                     Some(s_hi - hi),
-                    format!("the last event(s) of the batch sealed by seal #{} were removed", seal.index),
+                    format!(
+                        "the last event(s) of the batch sealed by seal #{} were removed",
+                        seal.index
+                    ),
                 );
             }
             if lo < s_lo && !structural {
@@ -1033,7 +1121,10 @@ impl Verification<'_> {
                     lines,
                     Some((lo, s_lo - 1)),
                     None,
-                    format!("events with seq below {s_lo} are not covered by seal #{}", seal.index),
+                    format!(
+                        "events with seq below {s_lo} are not covered by seal #{}",
+                        seal.index
+                    ),
                 );
             }
         }
@@ -1049,7 +1140,10 @@ impl Verification<'_> {
                 lines,
                 sealed_range,
                 Some(count.abs_diff(seal.count)),
-                format!("seal #{} covers {} event(s) but {count} line(s) precede it", seal.index, seal.count),
+                format!(
+                    "seal #{} covers {} event(s) but {count} line(s) precede it",
+                    seal.index, seal.count
+                ),
             );
         }
         if !structural && count > 0 && self.pending.merkle.root() != seal.root {
