@@ -439,6 +439,11 @@ impl<T: Payload> Consumer<T> {
         stats_of(self.ring.shared())
     }
 
+    /// The clock that stamps this ring's events.
+    pub(crate) fn clock(&self) -> &crate::clock::CaptureClock {
+        self.anchor.clock()
+    }
+
     /// Nanoseconds elapsed since a raw capture stamp.
     pub(crate) fn nanos_since(&self, raw_stamp: u64) -> u64 {
         let clock = self.anchor.clock();

@@ -10,16 +10,20 @@ use crate::json;
 use crate::payload::Payload;
 
 /// Appends a UUID in its lower-case hyphenated form (36 bytes).
+#[inline]
 pub(crate) fn write_uuid(out: &mut Vec<u8>, id: &[u8; 16]) {
-    for (i, chunk) in [&id[0..4], &id[4..6], &id[6..8], &id[8..10], &id[10..16]]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(b'-');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [b'-'; 36];
+    let mut at = 0;
+    for (i, &b) in id.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
         }
-        json::write_hex(out, chunk);
+        text[at] = HEX[usize::from(b >> 4)];
+        text[at + 1] = HEX[usize::from(b & 0xf)];
+        at += 2;
     }
+    out.extend_from_slice(&text);
 }
 
 /// Parses a lower-case hyphenated UUID.
@@ -128,6 +132,7 @@ impl IdGenerator {
 /// `out` holding the line without the newline (the bytes that are hashed).
 pub(crate) fn write_event_line<T: Payload>(
     out: &mut Vec<u8>,
+    clock: &mut json::Rfc3339Writer,
     stream: &[u8; 16],
     seq: u64,
     id: &[u8; 16],
@@ -142,13 +147,39 @@ pub(crate) fn write_event_line<T: Payload>(
     out.extend_from_slice(br#","id":""#);
     write_uuid(out, id);
     out.extend_from_slice(br#"","ts":""#);
-    json::write_rfc3339(out, unix_nanos);
+    clock.write(out, unix_nanos);
     out.extend_from_slice(br#"","payload":"#);
     payload.write_json(out);
     out.push(b'}');
     let end = out.len();
     out.push(b'\n');
     start..end
+}
+
+/// The exact bytes of one event line, without its newline: what the log
+/// holds and what the leaf hash covers. For tools and for checking other
+/// implementations of the format (see `docs/FORMAT.md`).
+///
+/// # Examples
+///
+/// ```
+/// use auditring::{AuditPayload, event_line};
+///
+/// let line = event_line(&[0; 16], 7, &[1; 16], 0, &AuditPayload::default());
+/// assert!(line.starts_with(br#"{"v":1,"kind":"event","stream":"00000000-0000-0000-0000-000000000000","seq":7,"#));
+/// ```
+pub fn event_line<T: Payload>(
+    stream: &[u8; 16],
+    seq: u64,
+    id: &[u8; 16],
+    unix_nanos: u64,
+    payload: &T,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut clock = json::Rfc3339Writer::default();
+    let range = write_event_line(&mut out, &mut clock, stream, seq, id, unix_nanos, payload);
+    out.truncate(range.end);
+    out
 }
 
 /// What the verifier needs from an event line: its stream and seq.
@@ -244,7 +275,8 @@ mod tests {
         let mut p = AuditPayload::default();
         p.set_action("x");
         let mut out = b"previous\n".to_vec();
-        let range = write_event_line(&mut out, &[1; 16], 42, &[2; 16], 0, &p);
+        let mut clock = json::Rfc3339Writer::default();
+        let range = write_event_line(&mut out, &mut clock, &[1; 16], 42, &[2; 16], 0, &p);
         let line = &out[range.clone()];
         assert_eq!(out[range.end], b'\n');
         let text = std::str::from_utf8(line).unwrap();

@@ -16,40 +16,82 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// `\n`, `\r`, `\t`, `\b` and `\f` are written as `\u00XX`.
 #[inline]
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    write_utf8(out, s.as_bytes());
+}
+
+/// As [`write_str`], for bytes the caller knows to be UTF-8.
+#[inline]
+pub(crate) fn write_utf8(out: &mut Vec<u8>, utf8: &[u8]) {
     out.push(b'"');
-    write_str_body(out, s.as_bytes());
+    write_str_body(out, utf8);
     out.push(b'"');
 }
 
 /// Appends the escaped body of a string (no quotes).
+///
+/// Scans eight bytes at a time (a word test for `"`, `\\` and bytes below
+/// 0x20) and copies runs that need no escaping in one piece; most audit
+/// strings contain nothing to escape.
 #[inline]
 pub(crate) fn write_str_body(out: &mut Vec<u8>, bytes: &[u8]) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    #[inline(always)]
+    fn has_zero_byte(v: u64) -> bool {
+        v.wrapping_sub(ONES) & !v & HIGHS != 0
+    }
+    #[inline(always)]
+    fn word_needs_escape(w: u64) -> bool {
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
+        below_space
+            || has_zero_byte(w ^ (ONES * u64::from(b'"')))
+            || has_zero_byte(w ^ (ONES * u64::from(b'\\')))
+    }
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !needs_escape(b) {
-            continue;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+            if !word_needs_escape(word) {
+                i += 8;
+                continue;
+            }
         }
-        out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
+        let end = (i + 8).min(bytes.len());
+        for j in i..end {
+            let b = bytes[j];
+            if !needs_escape(b) {
+                continue;
+            }
+            out.extend_from_slice(&bytes[start..j]);
+            write_escape(out, b);
+            start = j + 1;
         }
-        start = i + 1;
+        i = end;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends the JSON escape sequence of one byte that needs escaping.
+#[cold]
+fn write_escape(out: &mut Vec<u8>, b: u8) {
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        _ => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ]),
+    }
 }
 
 /// Appends an unsigned integer in decimal.
@@ -131,6 +173,35 @@ pub(crate) fn write_rfc3339(out: &mut Vec<u8>, unix_nanos: u64) {
     out.extend_from_slice(&buf);
 }
 
+/// Writes RFC 3339 timestamps like [`write_rfc3339`], reusing the
+/// date-and-seconds part while consecutive timestamps fall in the same
+/// second (the common case for a stream of events).
+#[derive(Debug, Default)]
+pub(crate) struct Rfc3339Writer {
+    second: Option<u64>,
+    text: [u8; RFC3339_LEN],
+}
+
+impl Rfc3339Writer {
+    /// Appends the timestamp of `unix_nanos`.
+    #[inline]
+    pub(crate) fn write(&mut self, out: &mut Vec<u8>, unix_nanos: u64) {
+        let second = unix_nanos / 1_000_000_000;
+        if self.second != Some(second) {
+            let mut full = Vec::with_capacity(RFC3339_LEN);
+            write_rfc3339(&mut full, unix_nanos);
+            self.text.copy_from_slice(&full);
+            self.second = Some(second);
+        }
+        let mut nanos = (unix_nanos % 1_000_000_000) as u32;
+        for i in (20..29).rev() {
+            self.text[i] = b'0' + (nanos % 10) as u8;
+            nanos /= 10;
+        }
+        out.extend_from_slice(&self.text);
+    }
+}
+
 /// Gregorian (year, month, day) of a day count since 1970-01-01
 /// (H. Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -209,6 +280,8 @@ mod tests {
             "quote\" backslash\\ slash/",
             "nl\n cr\r tab\t bs\u{8} ff\u{c} nul\u{0} us\u{1f} del\u{7f}",
             "日本語 🦀 é",
+            "a long run of plain text with one \" quote in the middle of it all",
+            "exactly8\\12345678\u{1}abcdefgh\n",
         ] {
             assert_eq!(escaped(s), serde_json::to_string(s).unwrap(), "{s:?}");
         }
@@ -223,6 +296,33 @@ mod tests {
         assert_eq!(unhex::<3>("00ABFF"), None);
         assert_eq!(unhex::<3>("00abf"), None);
         assert_eq!(unhex::<2>("zz00"), None);
+    }
+
+    #[test]
+    fn cached_rfc3339_matches_the_direct_writer() {
+        let mut cached = Rfc3339Writer::default();
+        let base = 1_795_681_444_028_597_435u64;
+        for t in [
+            base,
+            base + 1,
+            base + 999_999_999,
+            base + 1_000_000_000,
+            base - 5,
+            0,
+            base,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            cached.write(&mut a, t);
+            write_rfc3339(&mut b, t);
+            assert_eq!(a, b, "{t}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_matches_serde_json_for_any_string(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
+            proptest::prop_assert_eq!(escaped(&s), serde_json::to_string(&s).unwrap());
+        }
     }
 
     #[test]

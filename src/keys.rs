@@ -257,6 +257,13 @@ impl SigningKey {
         self.key_id
     }
 
+    /// Signs a seal: ECDSA P-256 with SHA-256 over its
+    /// [preimage](crate::Seal::preimage), deterministic (RFC 6979); the
+    /// signature as `r || s`.
+    pub fn sign_seal(&self, seal: &crate::Seal) -> [u8; 64] {
+        self.sign(&seal.preimage())
+    }
+
     /// ECDSA P-256 with SHA-256 over `message` (deterministic nonce,
     /// RFC 6979); the signature as `r || s`, 32 bytes each.
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {

@@ -73,6 +73,7 @@ mod affinity;
 mod capture;
 mod clock;
 mod event;
+mod hasher;
 mod json;
 mod keys;
 pub mod merkle;
@@ -85,12 +86,14 @@ mod signer;
 pub mod sink;
 mod sync;
 pub mod verify;
+mod writer;
 
 pub use affinity::{PinError, available_cores, pin_current_thread};
 pub use capture::{
     Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, MAX_LANE_CAPACITY,
     MAX_PRODUCERS, RecorderError,
 };
+pub use event::event_line;
 pub use keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use recorder::{FullPolicy, RecordError, Recorder};

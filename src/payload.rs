@@ -403,31 +403,36 @@ impl Payload for AuditPayload {
     /// Hand-written encoder producing exactly the `Serialize` projection,
     /// several times faster than going through `serde_json`.
     fn write_json(&self, out: &mut Vec<u8>) {
-        use crate::json::{write_str, write_u64};
-        let field = |out: &mut Vec<u8>, key: &[u8], value: &str| {
+        use crate::json::{write_str, write_u64, write_utf8};
+        // `InlineStr` holds UTF-8 by construction: write its bytes directly.
+        let field = |out: &mut Vec<u8>, key: &[u8], value: &[u8]| {
             out.extend_from_slice(key);
-            write_str(out, value);
+            write_utf8(out, value);
         };
-        field(out, br#"{"session_id":"#, self.session_id.as_str());
-        field(out, br#","token_id":"#, self.token_id.as_str());
-        field(out, br#","agent_id":"#, self.agent_id.as_str());
-        field(out, br#","action":"#, self.action.as_str());
-        field(out, br#","resource":"#, self.resource.as_str());
+        field(out, br#"{"session_id":"#, self.session_id.as_bytes());
+        field(out, br#","token_id":"#, self.token_id.as_bytes());
+        field(out, br#","agent_id":"#, self.agent_id.as_bytes());
+        field(out, br#","action":"#, self.action.as_bytes());
+        field(out, br#","resource":"#, self.resource.as_bytes());
         out.extend_from_slice(br#","decision":""#);
         out.extend_from_slice(self.decision.as_str().as_bytes());
         out.push(b'"');
-        field(out, br#","deny_reason":"#, self.deny_reason.as_str());
+        field(out, br#","deny_reason":"#, self.deny_reason.as_bytes());
         out.extend_from_slice(br#","enforcement_latency_us":"#);
         write_u64(out, self.enforcement_latency_us);
-        field(out, br#","context_hash":"#, self.context_hash.as_str());
-        field(out, br#","bundle_version":"#, self.bundle_version.as_str());
+        field(out, br#","context_hash":"#, self.context_hash.as_bytes());
+        field(
+            out,
+            br#","bundle_version":"#,
+            self.bundle_version.as_bytes(),
+        );
         out.extend_from_slice(br#","dispatch_status":"#);
         write_u64(out, u64::from(self.dispatch_status));
         out.extend_from_slice(br#","dispatch_latency_us":"#);
         write_u64(out, self.dispatch_latency_us);
         out.extend_from_slice(br#","response_size":"#);
         write_u64(out, self.response_size);
-        field(out, br#","sandbox_id":"#, self.sandbox_id.as_str());
+        field(out, br#","sandbox_id":"#, self.sandbox_id.as_bytes());
         out.extend_from_slice(br#","truncated":["#);
         for (i, name) in self.truncated.names().enumerate() {
             if i > 0 {

@@ -184,6 +184,29 @@ impl Seal {
         Sha256::digest(self.preimage()).into()
     }
 
+    /// The seal line for this seal and signature, without its newline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::{SigningKey, Seal, SealReason, GENESIS};
+    ///
+    /// let key = SigningKey::generate();
+    /// let seal = Seal {
+    ///     stream: [1; 16], index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
+    ///     root: auditring::merkle::empty_root(), prev: GENESIS, dropped: 0,
+    ///     dropped_total: 0, sink_errors: 0, unix_nanos: 0, key_id: key.key_id(),
+    /// };
+    /// let line = seal.to_line(&key.sign_seal(&seal));
+    /// assert_eq!(Seal::parse_line(&line).unwrap().0, seal);
+    /// ```
+    pub fn to_line(&self, signature: &[u8; 64]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(700);
+        self.write_line(signature, &mut out);
+        out.pop();
+        out
+    }
+
     /// Appends the seal line (with its newline) to `out`.
     pub(crate) fn write_line(&self, signature: &[u8; 64], out: &mut Vec<u8>) {
         out.extend_from_slice(br#"{"v":1,"kind":"seal","stream":""#);

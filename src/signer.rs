@@ -2,7 +2,6 @@
 //! events, hashes them into a Merkle tree, signs one seal per batch and
 //! hands the batch to the sinks.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,11 +10,13 @@ use hdrhistogram::Histogram;
 
 use crate::capture::{CapturedEvent, Consumer};
 use crate::event::{self, IdGenerator};
+use crate::hasher::{BatchHasher, Lines};
 use crate::keys::SigningKey;
-use crate::merkle::{Hash, MerkleBuilder, empty_root, leaf_hash};
+use crate::merkle::Hash;
 use crate::payload::Payload;
 use crate::seal::{GENESIS, Seal, SealReason};
-use crate::sink::{Batch, Sink};
+use crate::sink::Sink;
+use crate::writer::{Sealed, Writer};
 
 /// Where a new run continues a log: the last seal's hash and the next
 /// sequence number.
@@ -83,6 +84,7 @@ pub(crate) struct SignerConfig {
     pub(crate) max_batch: usize,
     pub(crate) max_delay: Duration,
     pub(crate) chain: ChainHead,
+    pub(crate) parallel_hashing: bool,
 }
 
 /// The batch being built.
@@ -94,11 +96,11 @@ struct BatchState {
     count: u64,
     /// Raw capture stamp of the batch's oldest event.
     oldest_stamp: u64,
-    merkle: MerkleBuilder,
     /// Event lines of the batch, then (while sealing) its seal line.
-    buf: Vec<u8>,
+    lines: Lines,
     /// Raw capture stamps of the batch's events, for latency accounting.
     stamps: Vec<u64>,
+    timestamps: crate::json::Rfc3339Writer,
 }
 
 impl BatchState {
@@ -110,14 +112,15 @@ impl BatchState {
         let seq = self.next_seq;
         let id = self.ids.next(event.unix_nanos());
         let range = event::write_event_line(
-            &mut self.buf,
+            &mut self.lines.buf,
+            &mut self.timestamps,
             &self.stream,
             seq,
             &id,
             event.unix_nanos(),
             event.payload(),
         );
-        self.merkle.push(leaf_hash(&self.buf[range]));
+        self.lines.ranges.push(range);
         self.stamps.push(event.raw_stamp());
         self.next_seq += 1;
         self.count += 1;
@@ -128,7 +131,8 @@ impl BatchState {
 pub(crate) struct Signer<T: Payload> {
     consumer: Consumer<T>,
     key: SigningKey,
-    sinks: Vec<Box<dyn Sink>>,
+    writer: Writer,
+    hasher: BatchHasher,
     max_batch: usize,
     max_delay_ns: u64,
     batch: BatchState,
@@ -136,9 +140,7 @@ pub(crate) struct Signer<T: Payload> {
     prev: Hash,
     open_reason: SealReason,
     dropped_at_last_seal: u64,
-    sink_errors_since_seal: u64,
     counters: Arc<SignerCounters>,
-    seal_latency_us: Histogram<u64>,
 }
 
 impl<T: Payload> Signer<T> {
@@ -147,17 +149,19 @@ impl<T: Payload> Signer<T> {
         config: SignerConfig,
         sinks: Vec<Box<dyn Sink>>,
         counters: Arc<SignerCounters>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let mut ids = IdGenerator::new();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let stream = ids.next(now);
         let max_batch = config.max_batch.max(1);
-        Self {
+        let writer = Writer::spawn(sinks, consumer.clock().clone(), Arc::clone(&counters))?;
+        Ok(Self {
             consumer,
             key: config.key,
-            sinks,
+            writer,
+            hasher: BatchHasher::new(config.parallel_hashing && max_batch > 1)?,
             max_batch,
             max_delay_ns: config.max_delay.as_nanos().min(u128::from(u64::MAX)) as u64,
             batch: BatchState {
@@ -167,9 +171,12 @@ impl<T: Payload> Signer<T> {
                 seq_start: config.chain.next_seq,
                 count: 0,
                 oldest_stamp: 0,
-                merkle: MerkleBuilder::default(),
-                buf: Vec::with_capacity(max_batch.min(1 << 16) * 640),
+                lines: Lines {
+                    buf: Vec::with_capacity(max_batch.min(1 << 16) * 640),
+                    ranges: Vec::with_capacity(max_batch.min(1 << 16)),
+                },
                 stamps: Vec::with_capacity(max_batch.min(1 << 16)),
+                timestamps: crate::json::Rfc3339Writer::default(),
             },
             next_index: 0,
             prev: config.chain.prev,
@@ -179,11 +186,8 @@ impl<T: Payload> Signer<T> {
                 SealReason::Recovered
             },
             dropped_at_last_seal: 0,
-            sink_errors_since_seal: 0,
             counters,
-            seal_latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .expect("valid histogram bounds"),
-        }
+        })
     }
 
     /// Runs until `stop` is set, then drains everything accepted, writes
@@ -218,21 +222,20 @@ impl<T: Payload> Signer<T> {
             }
         }
         self.seal(SealReason::Close);
-        for sink in &mut self.sinks {
-            if let Err(e) = sink.flush() {
-                tracing::error!(target: "auditring", sink = sink.name(), error = %e, "audit sink flush failed at shutdown");
-                self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let dropped = self.consumer.stats().dropped;
+        let written = self.writer.finish();
         SignerOutcome {
             stream: self.batch.stream,
             sealed_events: self.counters.sealed_events.load(Ordering::Relaxed),
             seals: self.counters.seals.load(Ordering::Relaxed),
             sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
-            dropped: self.consumer.stats().dropped,
+            dropped,
             last_seal_hash: self.prev,
             next_seq: self.batch.next_seq,
-            seal_latency_us: self.seal_latency_us,
+            seal_latency_us: written.map_or_else(
+                || Histogram::new(3).expect("valid histogram"),
+                |w| w.seal_latency_us,
+            ),
         }
     }
 
@@ -261,6 +264,8 @@ impl<T: Payload> Signer<T> {
         if batch.count == 0 {
             batch.seq_start = batch.next_seq;
         }
+        let (root, lines) = self.hasher.root(std::mem::take(&mut batch.lines));
+        batch.lines = lines;
         let dropped_total = self.consumer.stats().dropped;
         let seal = Seal {
             stream: batch.stream,
@@ -268,57 +273,30 @@ impl<T: Payload> Signer<T> {
             reason,
             seq_start: batch.seq_start,
             count: batch.count,
-            root: if batch.count == 0 {
-                empty_root()
-            } else {
-                batch.merkle.root()
-            },
+            root,
             prev: self.prev,
             dropped: dropped_total - self.dropped_at_last_seal,
             dropped_total,
-            sink_errors: self.sink_errors_since_seal,
+            sink_errors: self.writer.take_unsigned_errors(),
             unix_nanos: self.consumer.unix_nanos_now(),
             key_id: self.key.key_id(),
         };
         let preimage = seal.preimage();
         let signature = self.key.sign(&preimage);
-        let seal_offset = batch.buf.len();
-        seal.write_line(&signature, &mut batch.buf);
-
-        let mut errors = 0;
-        let written = Batch::new(&batch.buf, seal_offset, &seal);
-        for sink in &mut self.sinks {
-            match catch_unwind(AssertUnwindSafe(|| sink.write_batch(&written))) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    errors += 1;
-                    tracing::error!(target: "auditring", sink = sink.name(), error = %e, seal = seal.index, "audit sink write failed");
-                }
-                Err(_) => {
-                    errors += 1;
-                    tracing::error!(target: "auditring", sink = sink.name(), seal = seal.index, "audit sink panicked");
-                }
-            }
-        }
-        for &stamp in &batch.stamps {
-            let us = self.consumer.nanos_since(stamp) / 1_000;
-            self.seal_latency_us.saturating_record(us.max(1));
-        }
-
+        let seal_offset = batch.lines.buf.len();
+        seal.write_line(&signature, &mut batch.lines.buf);
         self.prev = seal.hash();
         self.next_index += 1;
         self.dropped_at_last_seal = dropped_total;
-        self.sink_errors_since_seal = errors;
-        self.counters
-            .sealed_events
-            .fetch_add(batch.count, Ordering::Relaxed);
-        self.counters.seals.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .sink_errors
-            .fetch_add(errors, Ordering::Relaxed);
+
+        let spare = self.writer.spare();
+        let sealed = Sealed {
+            lines: std::mem::replace(&mut batch.lines, spare.lines),
+            seal_offset,
+            seal: Some(seal),
+            stamps: std::mem::replace(&mut batch.stamps, spare.stamps),
+        };
+        self.writer.send(sealed);
         batch.count = 0;
-        batch.merkle.reset();
-        batch.buf.clear();
-        batch.stamps.clear();
     }
 }

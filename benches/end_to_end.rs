@@ -1,0 +1,248 @@
+//! End to end: record -> signed, sealed line written to a file -> verified.
+//!
+//! Every contender writes the same events to a JSON-lines file with nothing
+//! lost (auditring with `FullPolicy::Block`, the seed pipeline with a
+//! blocking channel send), in the same run:
+//!
+//! - `auditring`: default batching (one seal per 1024 events);
+//! - `auditring_batch1`: `max_batch = 1`, one signature per event through the
+//!   same code path;
+//! - `seed_per_event`: the seed designs' pipeline: an owned-`String` payload
+//!   through a bounded crossbeam channel to a sink thread that builds the
+//!   event (UUID v7, timestamp), serialises it with serde_json, signs it
+//!   with ECDSA P-256 and writes the line.
+//!
+//! One producer thread records as fast as the pipeline accepts; throughput
+//! is events over the time from the first record to the end of shutdown
+//! (everything written and flushed). `seal_p99_us` is the 99th percentile
+//! of each event's capture-to-written latency. Finally the verifier reads
+//! the default contender's file: `bench=verify mb_per_s=<x>`.
+//!
+//! `AUDITRING_BENCH_QUICK=1` shrinks the runs to finish in well under a
+//! minute.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use auditring::sink::FileSink;
+use auditring::verify::{Status, Verifier};
+use auditring::{AuditPayload, FullPolicy, Runtime, SigningKey};
+use hdrhistogram::Histogram;
+use p256::ecdsa::signature::Signer;
+
+#[path = "common/event.rs"]
+mod event;
+
+struct Sizes {
+    batched: u64,
+    per_event: u64,
+}
+
+fn sizes() -> Sizes {
+    if std::env::var_os("AUDITRING_BENCH_QUICK").is_some() {
+        Sizes {
+            batched: 300_000,
+            per_event: 3_000,
+        }
+    } else {
+        Sizes {
+            batched: 2_000_000,
+            per_event: 20_000,
+        }
+    }
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("auditring-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the bench directory");
+    dir
+}
+
+struct Outcome {
+    events: u64,
+    seconds: f64,
+    bytes: u64,
+    seal_p99_us: u64,
+}
+
+fn print(name: &str, o: &Outcome) {
+    println!(
+        "bench=end_to_end contender={name} producers=1 events={} events_per_s={:.0} bytes_per_event={:.0} seal_p99_us={}",
+        o.events,
+        o.events as f64 / o.seconds,
+        o.bytes as f64 / o.events as f64,
+        o.seal_p99_us
+    );
+}
+
+fn run_auditring(key: &SigningKey, path: &Path, events: u64, max_batch: usize) -> Outcome {
+    let runtime = Runtime::<AuditPayload>::builder()
+        .signing_key(key.clone())
+        .sink(FileSink::open(path).expect("open the log"))
+        .max_batch(max_batch)
+        .lane_capacity(4096)
+        .max_producers(1)
+        .full_policy(FullPolicy::Block)
+        .build()
+        .expect("runtime");
+    let mut recorder = runtime.recorder().expect("recorder");
+    let started = Instant::now();
+    for i in 0..events {
+        recorder
+            .record(|e| event::fill(e, i))
+            .expect("Block policy never drops");
+    }
+    drop(recorder);
+    let report = runtime.shutdown().expect("clean shutdown");
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(report.sealed, events, "nothing lost");
+    assert_eq!(report.dropped, 0);
+    Outcome {
+        events,
+        seconds,
+        bytes: std::fs::metadata(path).expect("log written").len(),
+        seal_p99_us: report.seal_latency_us.value_at_quantile(0.99),
+    }
+}
+
+/// The seed designs' event: owned strings, built and signed on the sink
+/// side.
+#[derive(serde::Serialize)]
+struct SeedEvent {
+    event_id: String,
+    session_id: String,
+    token_id: String,
+    agent_id: String,
+    action: String,
+    resource: String,
+    decision: i32,
+    deny_reason: String,
+    enforcement_latency_us: i64,
+    context_hash: String,
+    bundle_version: String,
+    timestamp: u128,
+    dispatch_status: i32,
+    dispatch_latency_us: i64,
+    response_size: i64,
+    sandbox_id: String,
+}
+
+fn run_seed(key: &SigningKey, path: &Path, events: u64) -> Outcome {
+    let secret = p256::ecdsa::SigningKey::from_bytes(&key_bytes(key)).expect("same key");
+    let (tx, rx) = crossbeam::channel::bounded::<(Instant, event::SeedPayload)>(1024);
+    let out = BufWriter::new(File::create(path).expect("create the log"));
+    let sink = std::thread::spawn(move || {
+        let mut out = out;
+        let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        let mut line = Vec::with_capacity(1024);
+        for (captured, p) in rx {
+            let timestamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let event = SeedEvent {
+                event_id: uuid::Uuid::now_v7().to_string(),
+                session_id: p.session_id,
+                token_id: p.token_id,
+                agent_id: p.agent_id,
+                action: p.action,
+                resource: p.resource,
+                decision: p.decision,
+                deny_reason: p.deny_reason,
+                enforcement_latency_us: p.enforcement_latency_us,
+                context_hash: p.context_hash,
+                bundle_version: p.bundle_version,
+                timestamp,
+                dispatch_status: p.dispatch_status,
+                dispatch_latency_us: p.dispatch_latency_us,
+                response_size: p.response_size,
+                sandbox_id: p.sandbox_id,
+            };
+            line.clear();
+            serde_json::to_writer(&mut line, &event).unwrap();
+            let signature: p256::ecdsa::DerSignature = secret.sign(&line);
+            line.pop();
+            line.extend_from_slice(br#","signature":""#);
+            for b in signature.as_bytes() {
+                write!(line, "{b:02x}").unwrap();
+            }
+            line.extend_from_slice(b"\"}\n");
+            out.write_all(&line).unwrap();
+            latency.saturating_record((captured.elapsed().as_micros() as u64).max(1));
+        }
+        out.flush().unwrap();
+        out.get_ref().sync_data().unwrap();
+        latency
+    });
+    let started = Instant::now();
+    for i in 0..events {
+        tx.send((Instant::now(), event::seed_payload(i)))
+            .expect("sink alive");
+    }
+    drop(tx);
+    let latency = sink.join().expect("sink thread");
+    let seconds = started.elapsed().as_secs_f64();
+    Outcome {
+        events,
+        seconds,
+        bytes: std::fs::metadata(path).expect("log written").len(),
+        seal_p99_us: latency.value_at_quantile(0.99),
+    }
+}
+
+/// The secret scalar, so the seed pipeline signs with the same key.
+fn key_bytes(key: &SigningKey) -> p256::FieldBytes {
+    use p256::pkcs8::DecodePrivateKey;
+    p256::ecdsa::SigningKey::from_pkcs8_pem(&key.to_pkcs8_pem())
+        .expect("round trip")
+        .to_bytes()
+}
+
+fn main() {
+    let sizes = sizes();
+    let dir = bench_dir();
+    let key = SigningKey::generate();
+    let batched = dir.join("auditring.jsonl");
+    let batch1 = dir.join("auditring_batch1.jsonl");
+    let seed = dir.join("seed.jsonl");
+
+    let a = run_auditring(&key, &batched, sizes.batched, 1024);
+    print("auditring", &a);
+    if std::env::var_os("AUDITRING_BENCH_BATCHED_ONLY").is_some() {
+        return;
+    }
+    let b = run_auditring(&key, &batch1, sizes.per_event, 1);
+    print("auditring_batch1", &b);
+    let s = run_seed(&key, &seed, sizes.per_event);
+    print("seed_per_event", &s);
+    let rate = |o: &Outcome| o.events as f64 / o.seconds;
+    println!(
+        "ratio auditring/seed_per_event events_per_s={:.1}",
+        rate(&a) / rate(&s)
+    );
+    println!(
+        "ratio auditring_batch1/seed_per_event events_per_s={:.2}",
+        rate(&b) / rate(&s)
+    );
+
+    let verifier = Verifier::new([key.public_key()]);
+    let started = Instant::now();
+    let report = verifier
+        .verify_files(&[&batched], |_| {})
+        .expect("readable");
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(report.status(), Status::Intact, "{:?}", report.findings);
+    assert_eq!(report.events, sizes.batched);
+    println!(
+        "bench=verify mb_per_s={:.0} events_per_s={:.0} bytes={}",
+        report.bytes as f64 / seconds / 1e6,
+        report.events as f64 / seconds,
+        report.bytes
+    );
+    let report = verifier.verify_files(&[&batch1], |_| {}).expect("readable");
+    assert_eq!(report.status(), Status::Intact);
+
+    let _ = std::fs::remove_dir_all(&dir);
+}

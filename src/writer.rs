@@ -1,0 +1,161 @@
+//! The writer thread: hands sealed batches to the sinks, so that writing
+//! (a kernel copy per byte for a file) overlaps with sealing the next
+//! batch instead of stalling it.
+//!
+//! Batches travel in owned buffers that come back for reuse: in steady
+//! state nothing is allocated. At most [`QUEUED`] sealed batches wait for
+//! the sinks; beyond that the signer waits, the ring fills, and the ring's
+//! full policy applies.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use hdrhistogram::Histogram;
+
+use crate::clock::CaptureClock;
+use crate::hasher::Lines;
+use crate::seal::Seal;
+use crate::signer::SignerCounters;
+use crate::sink::{Batch, Sink};
+
+/// Sealed batches that may wait for the sinks.
+const QUEUED: usize = 2;
+
+/// A sealed batch: its lines (events then seal), where the seal line
+/// starts, the seal, and the capture stamps of its events.
+#[derive(Default)]
+pub(crate) struct Sealed {
+    pub(crate) lines: Lines,
+    pub(crate) seal_offset: usize,
+    pub(crate) seal: Option<Seal>,
+    pub(crate) stamps: Vec<u64>,
+}
+
+/// What the writer did over its whole run.
+pub(crate) struct WriterOutcome {
+    pub(crate) seal_latency_us: Histogram<u64>,
+}
+
+/// The signer's handle on the writer thread.
+pub(crate) struct Writer {
+    batches: Option<SyncSender<Sealed>>,
+    recycled: Receiver<Sealed>,
+    thread: Option<JoinHandle<WriterOutcome>>,
+    unsigned_errors: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Starts the writer thread (`auditring-writer`).
+    pub(crate) fn spawn(
+        mut sinks: Vec<Box<dyn Sink>>,
+        clock: CaptureClock,
+        counters: Arc<SignerCounters>,
+    ) -> std::io::Result<Self> {
+        let (batches, incoming) = sync_channel::<Sealed>(QUEUED);
+        let (give_back, recycled) = sync_channel::<Sealed>(QUEUED + 2);
+        let unsigned_errors = Arc::new(AtomicU64::new(0));
+        let errors = Arc::clone(&unsigned_errors);
+        let thread = std::thread::Builder::new()
+            .name("auditring-writer".into())
+            .spawn(move || {
+                let mut latency = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("valid histogram bounds");
+                for mut sealed in incoming {
+                    if let Some(seal) = sealed.seal.as_ref() {
+                        let batch = Batch::new(&sealed.lines.buf, sealed.seal_offset, seal);
+                        let failed = write_all(&mut sinks, &batch);
+                        if failed > 0 {
+                            errors.fetch_add(failed, Ordering::Relaxed);
+                            counters.sink_errors.fetch_add(failed, Ordering::Relaxed);
+                        }
+                        let now = clock.stamp();
+                        for &stamp in &sealed.stamps {
+                            latency.saturating_record((clock.nanos_between(stamp, now) / 1_000).max(1));
+                        }
+                        counters.sealed_events.fetch_add(seal.count, Ordering::Relaxed);
+                        counters.seals.fetch_add(1, Ordering::Relaxed);
+                    }
+                    sealed.lines.buf.clear();
+                    sealed.lines.ranges.clear();
+                    sealed.stamps.clear();
+                    sealed.seal = None;
+                    // A full return queue just means the signer has spares.
+                    let _ = give_back.try_send(sealed);
+                }
+                for sink in &mut sinks {
+                    let flushed = catch_unwind(AssertUnwindSafe(|| sink.flush()));
+                    if !matches!(flushed, Ok(Ok(()))) {
+                        tracing::error!(target: "auditring", sink = sink.name(), "audit sink flush failed at shutdown");
+                        counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                WriterOutcome {
+                    seal_latency_us: latency,
+                }
+            })?;
+        Ok(Self {
+            batches: Some(batches),
+            recycled,
+            thread: Some(thread),
+            unsigned_errors,
+        })
+    }
+
+    /// Empty buffers for the next batch: recycled ones when available.
+    pub(crate) fn spare(&self) -> Sealed {
+        self.recycled.try_recv().unwrap_or_default()
+    }
+
+    /// Queues a sealed batch for the sinks; waits while [`QUEUED`] batches
+    /// are already waiting.
+    pub(crate) fn send(&self, sealed: Sealed) {
+        if let Some(batches) = &self.batches {
+            // The writer thread only stops when this sender is dropped, or
+            // by a bug; then there is nobody to write to.
+            let _ = batches.send(sealed);
+        }
+    }
+
+    /// Sink failures not yet recorded in a seal; resets the count.
+    pub(crate) fn take_unsigned_errors(&self) -> u64 {
+        self.unsigned_errors.swap(0, Ordering::Relaxed)
+    }
+
+    /// Waits for every queued batch to be written and the sinks flushed.
+    pub(crate) fn finish(mut self) -> Option<WriterOutcome> {
+        drop(self.batches.take());
+        self.thread.take().and_then(|t| t.join().ok())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.batches.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes one batch to every sink; returns how many failed. A panicking
+/// sink counts as failed and never takes the writer down.
+fn write_all(sinks: &mut [Box<dyn Sink>], batch: &Batch<'_>) -> u64 {
+    let mut failed = 0;
+    for sink in sinks.iter_mut() {
+        match catch_unwind(AssertUnwindSafe(|| sink.write_batch(batch))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                failed += 1;
+                tracing::error!(target: "auditring", sink = sink.name(), error = %e, seal = batch.seal().index, "audit sink write failed");
+            }
+            Err(_) => {
+                failed += 1;
+                tracing::error!(target: "auditring", sink = sink.name(), seal = batch.seal().index, "audit sink panicked");
+            }
+        }
+    }
+    failed
+}

@@ -1,0 +1,140 @@
+//! The worked example in docs/FORMAT.md is what this crate produces: every
+//! line, hash, preimage and signature quoted there is recomputed here.
+//! `AUDITRING_PRINT_FORMAT_EXAMPLE=1` prints the values.
+
+use auditring::merkle::{empty_root, leaf_hash, node_hash};
+use auditring::verify::{Status, Verifier};
+use auditring::{AuditPayload, Decision, GENESIS, Seal, SealReason, SigningKey, event_line};
+
+const FORMAT: &str = include_str!("../docs/FORMAT.md");
+
+/// The test key printed in docs/FORMAT.md (never use it for real logs).
+fn test_key() -> SigningKey {
+    let start = FORMAT
+        .find("-----BEGIN PRIVATE KEY-----")
+        .expect("test key in FORMAT.md");
+    let end = FORMAT
+        .find("-----END PRIVATE KEY-----")
+        .expect("test key end")
+        + "-----END PRIVATE KEY-----".len();
+    SigningKey::from_pem(&FORMAT[start..end]).expect("valid test key")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const STREAM: [u8; 16] = [
+    0x01, 0x93, 0x6b, 0x2a, 0x5f, 0x00, 0x7c, 0x3a, 0x8d, 0x4e, 0x2b, 0x1f, 0x0a, 0x9c, 0x7e, 0x15,
+];
+const T0: u64 = 1_732_615_200_000_000_000; // 2024-11-26T10:00:00Z
+
+#[test]
+fn worked_example_matches_the_document() {
+    let key = test_key();
+    let print = std::env::var_os("AUDITRING_PRINT_FORMAT_EXAMPLE").is_some();
+    let mut values: Vec<(&str, String)> = vec![("key_id", key.key_id().to_string())];
+
+    let open = Seal {
+        stream: STREAM,
+        index: 0,
+        reason: SealReason::Open,
+        seq_start: 0,
+        count: 0,
+        root: empty_root(),
+        prev: GENESIS,
+        dropped: 0,
+        dropped_total: 0,
+        sink_errors: 0,
+        unix_nanos: T0,
+        key_id: key.key_id(),
+    };
+    let open_line = open.to_line(&key.sign_seal(&open));
+    values.push(("open preimage", hex(&open.preimage())));
+    values.push(("open seal hash", hex(&open.hash())));
+    values.push(("open line", String::from_utf8(open_line.clone()).unwrap()));
+
+    let mut lines = vec![open_line];
+    let mut leaves = Vec::new();
+    for seq in 0..2u64 {
+        let mut p = AuditPayload::default();
+        p.set_session_id("sess-1")
+            .set_agent_id("agent-7")
+            .set_action("http.get");
+        if seq == 0 {
+            p.set_resource("https://api.example.com/v1/orders");
+            p.decision = Decision::Allow;
+            p.enforcement_latency_us = 12;
+            p.dispatch_status = 200;
+            p.dispatch_latency_us = 840;
+            p.response_size = 5120;
+        } else {
+            p.set_resource("https://billing.internal/export");
+            p.decision = Decision::Deny;
+            p.set_deny_reason("egress not in allowlist");
+            p.enforcement_latency_us = 9;
+        }
+        let mut id = STREAM;
+        id[5] = 0x01 + seq as u8;
+        let line = event_line(&STREAM, seq, &id, T0 + 1_000_000 + seq * 250_000, &p);
+        let leaf = leaf_hash(&line);
+        values.push(if seq == 0 {
+            ("event 0 line", String::from_utf8(line.clone()).unwrap())
+        } else {
+            ("event 1 line", String::from_utf8(line.clone()).unwrap())
+        });
+        values.push(if seq == 0 {
+            ("leaf 0", hex(&leaf))
+        } else {
+            ("leaf 1", hex(&leaf))
+        });
+        leaves.push(leaf);
+        lines.push(line);
+    }
+    let root = node_hash(&leaves[0], &leaves[1]);
+    values.push(("root", hex(&root)));
+    let close = Seal {
+        stream: STREAM,
+        index: 1,
+        reason: SealReason::Close,
+        seq_start: 0,
+        count: 2,
+        root,
+        prev: open.hash(),
+        dropped: 0,
+        dropped_total: 0,
+        sink_errors: 0,
+        unix_nanos: T0 + 5_000_000,
+        key_id: key.key_id(),
+    };
+    let sig = key.sign_seal(&close);
+    values.push(("close preimage", hex(&close.preimage())));
+    values.push(("close seal hash", hex(&close.hash())));
+    values.push(("close signature", hex(&sig)));
+    let close_line = close.to_line(&sig);
+    values.push(("close line", String::from_utf8(close_line.clone()).unwrap()));
+    lines.push(close_line);
+
+    // The example is a valid log.
+    let mut log = Vec::new();
+    for l in &lines {
+        log.extend_from_slice(l);
+        log.push(b'\n');
+    }
+    let report = Verifier::new([key.public_key()]).verify_bytes(&log);
+    assert_eq!(report.status(), Status::Intact, "{:#?}", report.findings);
+
+    for (name, value) in &values {
+        if print {
+            println!("{name}:\n{value}\n");
+        } else {
+            // Long values are wrapped in the document at 64 characters.
+            let found = FORMAT.contains(value.as_str())
+                || value
+                    .as_bytes()
+                    .chunks(64)
+                    .all(|c| FORMAT.contains(std::str::from_utf8(c).unwrap()));
+            assert!(found, "docs/FORMAT.md does not show the {name}: {value}");
+        }
+    }
+}
