@@ -1,17 +1,22 @@
 //! A simulated multi-threaded gateway: pinned worker threads make
-//! enforcement decisions and record one audit event each; a consumer thread
-//! drains the ring. At the end it prints the hot-path latency of `record`
-//! (HDR percentiles), the consumer's totals and the drop count.
+//! enforcement decisions and record one audit event each; the runtime's
+//! signer seals them into a signed log file. At the end it prints the
+//! hot-path latency of `record` and the capture-to-sealed latency (HDR
+//! percentiles), the exact accepted/sealed/dropped counts and the log's
+//! path, then verifies the log.
 //!
 //! Run with `cargo run --release --example gateway`. Settings come from the
 //! environment: `GATEWAY_WORKERS` (default 2), `GATEWAY_EVENTS` per worker
-//! (default 500000), `GATEWAY_RATE` decisions per second per worker
-//! (default 200000; 0 = as fast as possible).
+//! (default 250000), `GATEWAY_RATE` decisions per second per worker
+//! (default 50000; 0 = as fast as possible), `GATEWAY_DIR` for the log and
+//! key (default: a new directory under the system's temporary directory).
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use auditring::{AuditPayload, Capture, Decision, FullPolicy};
+use auditring::sink::FileSink;
+use auditring::verify::{Status, Verifier};
+use auditring::{AuditPayload, Decision, FullPolicy, Runtime, SigningKey};
 use hdrhistogram::Histogram;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -28,16 +33,28 @@ const ACTIONS: [&str; 4] = ["http.get", "http.post", "tool.call", "llm.inference
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workers = env_u64("GATEWAY_WORKERS", 2).max(1) as usize;
-    let events = env_u64("GATEWAY_EVENTS", 500_000);
-    let rate = env_u64("GATEWAY_RATE", 200_000);
+    let events = env_u64("GATEWAY_EVENTS", 250_000);
+    let rate = env_u64("GATEWAY_RATE", 50_000);
     let pace = Duration::from_nanos(1_000_000_000u64.checked_div(rate).unwrap_or(0));
     let cores = auditring::available_cores();
 
-    let (capture, mut consumer) = Capture::<AuditPayload>::builder()
+    let dir = match std::env::var_os("GATEWAY_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::env::temp_dir().join(format!("auditring-gateway-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let log_path = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    std::fs::write(dir.join("audit-public.pem"), key.public_key().to_pem())?;
+
+    let runtime = Runtime::<AuditPayload>::builder()
+        .signing_key(key.clone())
+        .sink(FileSink::open(&log_path)?)
         .lane_capacity(4096)
         .max_producers(workers)
         .full_policy(FullPolicy::Drop)
         .build()?;
+    let capture = runtime.capture().clone();
 
     let barrier = Arc::new(Barrier::new(workers + 1));
     let handles: Vec<_> = (0..workers)
@@ -91,44 +108,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     barrier.wait();
-    let mut drained = 0u64;
-    let mut denied = 0u64;
-    while handles.iter().any(|h| !h.is_finished()) || !consumer.is_empty() {
-        let n = consumer.drain(4096, |ev| {
-            denied += u64::from(ev.payload().decision == Decision::Deny);
-        });
-        if n == 0 {
-            std::thread::yield_now();
-        }
-        drained += n as u64;
-    }
-    let elapsed = started.elapsed();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3)?;
     for h in handles {
         hist.add(h.join().expect("worker panicked"))?;
     }
-    consumer.close();
-    drained += consumer.drain(usize::MAX, |_| {}) as u64;
+    let recording = started.elapsed();
+    let report = runtime.shutdown()?;
+    let elapsed = started.elapsed();
 
-    let stats = consumer.stats();
     println!("gateway: {workers} workers x {events} decisions, target {rate}/s per worker");
     println!(
-        "record() latency ns: p50={} p99={} p99.9={} max={}",
+        "record() latency ns:          p50={} p99={} p99.9={} max={}",
         hist.value_at_quantile(0.50),
         hist.value_at_quantile(0.99),
         hist.value_at_quantile(0.999),
         hist.max()
     );
+    let sealed = &report.seal_latency_us;
     println!(
-        "accepted={} dropped={} drained={} denied={} in {:.2?} ({:.0} events/s)",
-        stats.accepted,
-        stats.dropped,
-        drained,
-        denied,
-        elapsed,
-        drained as f64 / elapsed.as_secs_f64()
+        "capture -> sealed+written us: p50={} p99={} p99.9={} max={}",
+        sealed.value_at_quantile(0.50),
+        sealed.value_at_quantile(0.99),
+        sealed.value_at_quantile(0.999),
+        sealed.max()
     );
-    assert_eq!(stats.accepted + stats.dropped, workers as u64 * events);
-    assert_eq!(drained, stats.accepted);
+    println!(
+        "accepted={} sealed={} dropped={} seals={} sink_errors={}; recorded in {:.2?}, all sealed after {:.2?}",
+        report.accepted,
+        report.sealed,
+        report.dropped,
+        report.seals,
+        report.sink_errors,
+        recording,
+        elapsed
+    );
+    println!(
+        "log: {} (public key: {})",
+        log_path.display(),
+        dir.join("audit-public.pem").display()
+    );
+    assert_eq!(report.accepted + report.dropped, workers as u64 * events);
+    assert_eq!(report.sealed, report.accepted);
+
+    let verified = Verifier::new([key.public_key()]).verify_files(&[&log_path], |_| {})?;
+    println!(
+        "verify: {:?}: {} events, {} seals, {} findings",
+        verified.status(),
+        verified.events,
+        verified.seals,
+        verified.findings.len()
+    );
+    for f in verified.findings.iter().take(10) {
+        println!("  {f}");
+    }
+    if verified.findings.len() > 10 {
+        println!("  ... {} more", verified.findings.len() - 10);
+    }
+    // Signed loss (drops under the Drop policy) makes a log incomplete, not
+    // tampered.
+    assert_ne!(verified.status(), Status::Tampered);
     Ok(())
 }
