@@ -4,32 +4,42 @@
 //! API gateway) records one audit event per decision with a [`Recorder`].
 //! Recording copies the event's fields into a preallocated slot of a
 //! lock-free ring, stamps the capture time and publishes the slot: tens of
-//! nanoseconds, no heap allocation, no lock, no system call. A single
-//! consumer drains the ring in batches, in capture order.
+//! nanoseconds, no heap allocation, no lock, no system call. A dedicated
+//! signer thread drains the ring in batches, numbers each event (gap-free
+//! `seq`, UUID v7 id), encodes it as one JSON line, hashes the batch into an
+//! RFC 6962 Merkle tree and signs one ECDSA P-256 seal per batch, chained to
+//! the previous seal; synchronous [sinks](sink) write the sealed batches;
+//! the [verifier](verify) names any deletion, insertion, reordering,
+//! modification or truncation. The log format is specified in
+//! `docs/FORMAT.md`.
 //!
 //! - Each producer owns a single-producer lane, so producers never contend
-//!   on a shared cache line; the consumer merges lanes by capture time.
+//!   on a shared cache line; the signer merges lanes by capture time.
 //! - Over-long strings are cut at a UTF-8 boundary and the event lists the
 //!   cut fields ([`AuditPayload::truncated`]): never an allocation, never a
 //!   panic, never silent.
 //! - When a lane is full the [`FullPolicy`] decides: drop and count, block,
-//!   or block for a bounded time. Accepted events are never overwritten and
-//!   `accepted + dropped == attempted` is exact.
+//!   or block for a bounded time. Accepted events are never overwritten,
+//!   `accepted + dropped == attempted` is exact, and the drop count is
+//!   signed into the next seal.
 //! - No async runtime: plain threads, embeddable anywhere.
 //!
 //! # Examples
 //!
 //! ```
-//! use auditring::{AuditPayload, Capture, Decision, FullPolicy};
+//! use auditring::sink::MemorySink;
+//! use auditring::verify::{Status, Verifier};
+//! use auditring::{AuditPayload, Decision, Runtime, SigningKey};
 //!
-//! let (capture, mut consumer) = Capture::<AuditPayload>::builder()
-//!     .lane_capacity(1024)
-//!     .max_producers(4)
-//!     .full_policy(FullPolicy::Block)
+//! let key = SigningKey::generate(); // or SigningKey::from_file("audit-key.pem")?
+//! let log = MemorySink::new();      // or FileSink::open("audit.jsonl")?
+//! let runtime = Runtime::<AuditPayload>::builder()
+//!     .signing_key(key.clone())
+//!     .sink(log.clone())
 //!     .build()?;
 //!
 //! // On a gateway worker thread: one recorder per thread.
-//! let mut recorder = capture.recorder()?;
+//! let mut recorder = runtime.recorder()?;
 //! let worker = std::thread::spawn(move || {
 //!     for i in 0..100u64 {
 //!         recorder.record(|e| {
@@ -42,20 +52,30 @@
 //!     }
 //!     Ok::<(), auditring::RecordError>(())
 //! });
-//!
-//! // On the consumer thread: drain in batches.
-//! let mut denied = 0;
-//! let mut seen = 0;
-//! while seen < 100 {
-//!     seen += consumer.drain(256, |event| {
-//!         if event.payload().decision == Decision::Deny {
-//!             denied += 1;
-//!         }
-//!     });
-//! }
 //! worker.join().unwrap()?;
-//! assert_eq!(denied, 10);
-//! assert_eq!(consumer.stats().accepted, 100);
+//!
+//! let report = runtime.shutdown()?;
+//! assert_eq!(report.sealed, 100);
+//!
+//! let verified = Verifier::new([key.public_key()]).verify_bytes(&log.bytes());
+//! assert_eq!(verified.status(), Status::Intact);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # The capture ring on its own
+//!
+//! [`Capture`] gives the ring without the signer: [`Recorder`]s on one
+//! side, a [`Consumer`] that drains batches in capture order on the other.
+//!
+//! ```
+//! use auditring::{AuditPayload, Capture, FullPolicy};
+//!
+//! let (capture, mut consumer) = Capture::<AuditPayload>::builder()
+//!     .full_policy(FullPolicy::Block)
+//!     .build()?;
+//! let mut recorder = capture.recorder()?;
+//! recorder.record(|e| { e.set_action("tool.call"); })?;
+//! assert_eq!(consumer.drain(64, |ev| assert_eq!(ev.payload().action(), "tool.call")), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
