@@ -9,6 +9,38 @@ use crate::recorder::{FullPolicy, Recorder};
 use crate::ring::{ClaimError, LaneProducer, RingConsumer, Shared};
 use crate::sync::Arc;
 
+/// Whether the capture takes new events. A runtime whose required sink
+/// cannot write refuses events (fails closed) until the sink recovers.
+#[derive(Debug, Default)]
+pub(crate) struct Intake {
+    /// Set while events are refused. Read on every record (a read-mostly
+    /// line, written only when a required sink fails or recovers).
+    refusing: std::sync::atomic::AtomicBool,
+    /// Events refused so far.
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl Intake {
+    #[inline(always)]
+    pub(crate) fn is_refusing(&self) -> bool {
+        self.refusing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_refusing(&self, refusing: bool) {
+        self.refusing
+            .store(refusing, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_refused(&self) {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// Largest accepted lane capacity (slots per producer).
 pub const MAX_LANE_CAPACITY: usize = 1 << 24;
 /// Largest accepted number of producer lanes.
@@ -211,6 +243,7 @@ impl<T: Payload> CaptureBuilder<T> {
             shared: Arc::clone(&shared),
             clock: clock.clone(),
             policy: self.policy,
+            intake: std::sync::Arc::new(Intake::default()),
         };
         let consumer = Consumer {
             ring: RingConsumer::new(shared),
@@ -246,6 +279,7 @@ pub struct Capture<T: Payload = AuditPayload> {
     shared: Arc<Shared<T>>,
     clock: CaptureClock,
     policy: FullPolicy,
+    intake: std::sync::Arc<Intake>,
 }
 
 impl<T: Payload> Clone for Capture<T> {
@@ -254,6 +288,7 @@ impl<T: Payload> Clone for Capture<T> {
             shared: Arc::clone(&self.shared),
             clock: self.clock.clone(),
             policy: self.policy,
+            intake: std::sync::Arc::clone(&self.intake),
         }
     }
 }
@@ -272,7 +307,12 @@ impl<T: Payload> Capture<T> {
     /// alive; [`RecorderError::Closed`] after shutdown.
     pub fn recorder(&self) -> Result<Recorder<T>, RecorderError> {
         match LaneProducer::claim(&self.shared) {
-            Ok(lane) => Ok(Recorder::new(lane, self.clock.clone(), self.policy)),
+            Ok(lane) => Ok(Recorder::new(
+                lane,
+                self.clock.clone(),
+                self.policy,
+                std::sync::Arc::clone(&self.intake),
+            )),
             Err(ClaimError::NoFreeLane) => Err(RecorderError::NoFreeLane {
                 lanes: self.shared.lane_count(),
             }),
@@ -292,7 +332,15 @@ impl<T: Payload> Capture<T> {
 
     /// Counters over all lanes.
     pub fn stats(&self) -> CaptureStats {
-        stats_of(&self.shared)
+        CaptureStats {
+            refused: self.intake.refused(),
+            ..stats_of(&self.shared)
+        }
+    }
+
+    /// The intake gate recorders check before recording.
+    pub(crate) fn intake(&self) -> &std::sync::Arc<Intake> {
+        &self.intake
     }
 }
 
@@ -313,6 +361,9 @@ pub struct CaptureStats {
     pub accepted: u64,
     /// Events dropped because a lane was full (or a write closure panicked).
     pub dropped: u64,
+    /// Events refused while a required sink could not write (the caller
+    /// got [`RecordError::Unavailable`](crate::RecordError::Unavailable)).
+    pub refused: u64,
     /// Recorders alive now.
     pub recorders: usize,
     /// Configured lanes.
@@ -323,6 +374,7 @@ fn stats_of<T>(shared: &Shared<T>) -> CaptureStats {
     CaptureStats {
         accepted: shared.published(),
         dropped: shared.dropped(),
+        refused: 0,
         recorders: shared.lanes_in_use(),
         lanes: shared.lane_count(),
     }

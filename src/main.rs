@@ -40,6 +40,30 @@ enum Command {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Record simulated gateway decisions into a signed log file (a load
+    /// generator for trying the pipeline and the verifier). Continues an
+    /// existing log. Prints `sealed <n>` after every batch it knows is
+    /// written (and synced, with `--fsync every-batch`).
+    Demo {
+        /// The private signing key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The log file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Events to record; 0 records until killed.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        /// Events per seal.
+        #[arg(long, default_value_t = 1024)]
+        max_batch: usize,
+        /// When to fsync: never, every-batch, or a number of milliseconds.
+        #[arg(long, default_value = "every-batch")]
+        fsync: String,
+        /// Rotate the file at this many bytes.
+        #[arg(long)]
+        rotate_bytes: Option<u64>,
+    },
     /// Verify log files (oldest first) against trusted public keys.
     ///
     /// Exit status: 0 intact, 1 tampered, 3 incomplete (loss, unsealed
@@ -65,6 +89,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keygen { out } => keygen(&out),
         Command::Pubkey { key } => pubkey(&key),
+        Command::Demo {
+            key,
+            out,
+            events,
+            max_batch,
+            fsync,
+            rotate_bytes,
+        } => demo(&key, &out, events, max_batch, &fsync, rotate_bytes),
         Command::Verify {
             keys,
             json,
@@ -112,6 +144,84 @@ fn keygen(out: &Path) -> Result<u8, String> {
 fn pubkey(path: &Path) -> Result<u8, String> {
     let key = SigningKey::from_file(path).map_err(|e| e.to_string())?;
     print!("{}", key.public_key().to_pem());
+    Ok(0)
+}
+
+fn demo(
+    key: &Path,
+    out: &Path,
+    events: u64,
+    max_batch: usize,
+    fsync: &str,
+    rotate_bytes: Option<u64>,
+) -> Result<u8, String> {
+    use auditring::sink::{FileSink, FsyncPolicy};
+    use auditring::{AuditPayload, Decision, FullPolicy, Runtime};
+
+    let key = SigningKey::from_file(key).map_err(|e| e.to_string())?;
+    let policy = match fsync {
+        "never" => FsyncPolicy::Never,
+        "every-batch" => FsyncPolicy::EveryBatch,
+        ms => FsyncPolicy::Interval(std::time::Duration::from_millis(ms.parse().map_err(
+            |_| format!("--fsync {ms:?}: use never, every-batch, or a number of milliseconds"),
+        )?)),
+    };
+    let mut sink = FileSink::builder(out).fsync(policy);
+    if let Some(bytes) = rotate_bytes {
+        sink = sink.rotate_bytes(bytes);
+    }
+    let sink = sink.open().map_err(|e| e.to_string())?;
+    let runtime = Runtime::<AuditPayload>::builder()
+        .signing_key(key)
+        .sink(sink)
+        .max_batch(max_batch)
+        .max_delay(std::time::Duration::from_millis(5))
+        .full_policy(FullPolicy::Block)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut recorder = runtime.recorder().map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout();
+    let mut reported = 0;
+    let mut i = 0u64;
+    while events == 0 || i < events {
+        recorder
+            .record(|e| {
+                e.set_session_id("demo-session")
+                    .set_agent_id("demo-agent")
+                    .set_action(if i % 3 == 0 { "http.post" } else { "http.get" })
+                    .set_resource("https://api.example.com/v1/orders");
+                e.decision = if i % 10 == 0 {
+                    Decision::Deny
+                } else {
+                    Decision::Allow
+                };
+                if i % 10 == 0 {
+                    e.set_deny_reason("demo deny");
+                }
+                e.enforcement_latency_us = 5 + i % 20;
+                e.response_size = i;
+            })
+            .map_err(|e| e.to_string())?;
+        i += 1;
+        if i % 256 == 0 {
+            let sealed = runtime.stats().sealed;
+            if sealed != reported {
+                reported = sealed;
+                let _ = writeln!(stdout, "sealed {sealed}");
+                let _ = stdout.flush();
+            }
+        }
+    }
+    drop(recorder);
+    let report = runtime.shutdown().map_err(|e| e.to_string())?;
+    let _ = writeln!(stdout, "sealed {}", report.sealed);
+    eprintln!(
+        "recorded {} events into {} ({} seals, {} sink errors)",
+        report.sealed,
+        out.display(),
+        report.seals,
+        report.sink_errors
+    );
     Ok(0)
 }
 

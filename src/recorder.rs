@@ -3,6 +3,9 @@
 use core::fmt;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use crate::capture::Intake;
 use crate::clock::CaptureClock;
 use crate::payload::{AuditPayload, Payload};
 use crate::ring::LaneProducer;
@@ -59,6 +62,11 @@ pub enum RecordError {
     /// The capture ring was closed (shutdown): the event was not recorded
     /// and not counted.
     Closed,
+    /// A required sink cannot write, so the runtime refuses new events
+    /// (fails closed) until it recovers. The event was not recorded; it is
+    /// counted as refused. A gateway should treat the action as unaudited
+    /// (typically: deny it).
+    Unavailable,
 }
 
 impl fmt::Display for RecordError {
@@ -71,6 +79,9 @@ impl fmt::Display for RecordError {
             RecordError::Closed => {
                 f.write_str("audit capture is closed (shut down): event not recorded")
             }
+            RecordError::Unavailable => f.write_str(
+                "a required audit sink cannot write: events are refused until it recovers (see the sink's error in the logs)",
+            ),
         }
     }
 }
@@ -111,14 +122,21 @@ pub struct Recorder<T: Payload = AuditPayload> {
     lane: LaneProducer<T>,
     clock: CaptureClock,
     policy: FullPolicy,
+    intake: Arc<Intake>,
 }
 
 impl<T: Payload> Recorder<T> {
-    pub(crate) fn new(lane: LaneProducer<T>, clock: CaptureClock, policy: FullPolicy) -> Self {
+    pub(crate) fn new(
+        lane: LaneProducer<T>,
+        clock: CaptureClock,
+        policy: FullPolicy,
+        intake: Arc<Intake>,
+    ) -> Self {
         Self {
             lane,
             clock,
             policy,
+            intake,
         }
     }
 
@@ -133,7 +151,8 @@ impl<T: Payload> Recorder<T> {
     /// # Errors
     ///
     /// [`RecordError::Full`] if the event was dropped under the policy
-    /// (counted); [`RecordError::Closed`] after shutdown.
+    /// (counted); [`RecordError::Closed`] after shutdown;
+    /// [`RecordError::Unavailable`] while a required sink cannot write.
     ///
     /// # Examples
     ///
@@ -150,6 +169,9 @@ impl<T: Payload> Recorder<T> {
     /// ```
     #[inline]
     pub fn record(&mut self, fill: impl FnOnce(&mut T)) -> Result<(), RecordError> {
+        if self.intake.is_refusing() {
+            return Err(self.refuse());
+        }
         let stamp = self.clock.stamp();
         if !self.lane.has_space() {
             self.wait_for_space(self.policy)?;
@@ -179,6 +201,9 @@ impl<T: Payload> Recorder<T> {
     /// ```
     #[inline]
     pub fn try_record(&mut self, fill: impl FnOnce(&mut T)) -> Result<(), RecordError> {
+        if self.intake.is_refusing() {
+            return Err(self.refuse());
+        }
         let stamp = self.clock.stamp();
         if !self.lane.has_space() {
             self.wait_for_space(FullPolicy::Drop)?;
@@ -283,6 +308,13 @@ impl<T: Payload> Recorder<T> {
                 fill(slot);
             })
             .map_err(|_| RecordError::Closed)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refuse(&self) -> RecordError {
+        self.intake.count_refused();
+        RecordError::Unavailable
     }
 
     /// The slow path: the lane is full. Waits as `policy` allows; on giving

@@ -16,7 +16,8 @@ use crate::keys::SigningKey;
 use crate::payload::{AuditPayload, Payload};
 use crate::recorder::{FullPolicy, Recorder};
 use crate::signer::{ChainHead, Signer, SignerConfig, SignerCounters, SignerOutcome};
-use crate::sink::Sink;
+use crate::sink::{RotationSignal, Sink, SinkPolicy};
+use crate::writer::{SinkEntry, WriterShared};
 
 /// Why a runtime could not be built. Each variant says what to change.
 #[derive(Debug)]
@@ -34,6 +35,13 @@ pub enum BuildError {
     ZeroDelay,
     /// The signer thread could not be started.
     Spawn(std::io::Error),
+    /// A sink could not read where its existing log ends.
+    Resume {
+        /// The sink's name.
+        sink: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -51,6 +59,9 @@ impl fmt::Display for BuildError {
                 f.write_str("max_delay is 0: give the signer at least a microsecond to gather a batch")
             }
             BuildError::Spawn(e) => write!(f, "cannot start the signer thread: {e}"),
+            BuildError::Resume { sink, source } => {
+                write!(f, "sink '{sink}' cannot continue its existing log: {source}")
+            }
         }
     }
 }
@@ -59,7 +70,7 @@ impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BuildError::Config(e) => Some(e),
-            BuildError::Spawn(e) => Some(e),
+            BuildError::Spawn(e) | BuildError::Resume { source: e, .. } => Some(e),
             _ => None,
         }
     }
@@ -76,13 +87,13 @@ impl From<ConfigError> for BuildError {
 /// | option | default | meaning |
 /// |---|---|---|
 /// | [`signing_key`](RuntimeBuilder::signing_key) | required | ECDSA P-256 key that signs every seal |
-/// | [`sink`](RuntimeBuilder::sink) | at least one | where sealed batches are written |
+/// | [`sink`](RuntimeBuilder::sink) / [`sink_with`](RuntimeBuilder::sink_with) | at least one; policy `Required` | where sealed batches are written, and what a failure does |
 /// | [`max_batch`](RuntimeBuilder::max_batch) | 1024 | events per seal at most; 1 signs every event |
 /// | [`max_delay`](RuntimeBuilder::max_delay) | 10 ms | oldest event's age that closes a batch |
 /// | [`lane_capacity`](RuntimeBuilder::lane_capacity) | 1024 | ring slots per recorder (power of two) |
 /// | [`max_producers`](RuntimeBuilder::max_producers) | 8 | recorders alive at once |
 /// | [`full_policy`](RuntimeBuilder::full_policy) | [`FullPolicy::Drop`] | what `record` does on a full lane |
-/// | [`continue_chain`](RuntimeBuilder::continue_chain) | [`ChainHead::genesis`] | the log this run continues |
+/// | [`continue_chain`](RuntimeBuilder::continue_chain) | what the sinks found, else a new log | the log this run continues |
 /// | [`parallel_hashing`](RuntimeBuilder::parallel_hashing) | on with 2+ CPUs | a helper thread hashes half of each large batch |
 /// | [`shutdown_timeout`](RuntimeBuilder::shutdown_timeout) | 10 s | bound on draining at shutdown |
 ///
@@ -107,10 +118,10 @@ impl From<ConfigError> for BuildError {
 pub struct RuntimeBuilder<T: Payload = AuditPayload> {
     capture: CaptureBuilder<T>,
     key: Option<SigningKey>,
-    sinks: Vec<Box<dyn Sink>>,
+    sinks: Vec<SinkEntry>,
     max_batch: usize,
     max_delay: Duration,
-    chain: ChainHead,
+    chain: Option<ChainHead>,
     shutdown_timeout: Duration,
     parallel_hashing: bool,
 }
@@ -123,7 +134,7 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
             sinks: Vec::new(),
             max_batch: 1024,
             max_delay: Duration::from_millis(10),
-            chain: ChainHead::genesis(),
+            chain: None,
             shutdown_timeout: Duration::from_secs(10),
             parallel_hashing: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
         }
@@ -137,9 +148,16 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
-    /// Adds a sink; every sealed batch goes to every sink, in order.
-    pub fn sink(mut self, sink: impl Sink + 'static) -> Self {
-        self.sinks.push(Box::new(sink));
+    /// Adds a sink with [`SinkPolicy::Required`]: while it cannot write,
+    /// new events are refused. Every sealed batch goes to every sink, in
+    /// the order they were added.
+    pub fn sink(self, sink: impl Sink + 'static) -> Self {
+        self.sink_with(sink, SinkPolicy::Required)
+    }
+
+    /// Adds a sink with the given failure policy.
+    pub fn sink_with(mut self, sink: impl Sink + 'static, policy: SinkPolicy) -> Self {
+        self.sinks.push(SinkEntry::new(Box::new(sink), policy));
         self
     }
 
@@ -177,9 +195,11 @@ impl<T: Payload> RuntimeBuilder<T> {
     }
 
     /// Continues an existing log: the first seal links to `head.prev` and
-    /// the first event gets `head.next_seq`.
+    /// the first event gets `head.next_seq`. Without this, the runtime
+    /// continues the log its sinks found (see
+    /// [`Sink::resume`](crate::sink::Sink::resume)), or starts a new one.
     pub fn continue_chain(mut self, head: ChainHead) -> Self {
-        self.chain = head;
+        self.chain = Some(head);
         self
     }
 
@@ -216,20 +236,53 @@ impl<T: Payload> RuntimeBuilder<T> {
         if self.max_delay.is_zero() {
             return Err(BuildError::ZeroDelay);
         }
+        let mut sinks = self.sinks;
+        let rotation = RotationSignal::default();
+        let mut found = None;
+        for entry in &mut sinks {
+            entry.sink.attach(&rotation);
+            let tail = entry.sink.resume().map_err(|source| BuildError::Resume {
+                sink: entry.sink.name().to_owned(),
+                source,
+            })?;
+            if found.is_none() {
+                found = tail;
+            }
+        }
+        if let Some(tail) = &found {
+            if tail.key_id != key.key_id() {
+                tracing::warn!(
+                    target: "auditring",
+                    previous_key = %tail.key_id,
+                    key = %key.key_id(),
+                    "the existing log was signed with another key; verify it with both public keys"
+                );
+            }
+        }
+        let chain = self
+            .chain
+            .or(found.map(|t| t.chain))
+            .unwrap_or_else(ChainHead::genesis);
         let (capture, consumer) = self.capture.build()?;
         let counters = Arc::new(SignerCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let abandon = Arc::new(AtomicBool::new(false));
         let signer = Signer::new(
             consumer,
             SignerConfig {
                 key,
                 max_batch: self.max_batch,
                 max_delay: self.max_delay,
-                chain: self.chain,
+                chain,
                 parallel_hashing: self.parallel_hashing,
             },
-            self.sinks,
-            Arc::clone(&counters),
+            sinks,
+            WriterShared {
+                counters: Arc::clone(&counters),
+                intake: Arc::clone(capture.intake()),
+                abandon: Arc::clone(&abandon),
+            },
+            rotation,
         )
         .map_err(BuildError::Spawn)?;
         let (done, outcome) = mpsc::sync_channel(1);
@@ -244,6 +297,7 @@ impl<T: Payload> RuntimeBuilder<T> {
         Ok(Runtime {
             capture,
             stop,
+            abandon,
             signer: Some(handle),
             outcome,
             counters,
@@ -260,6 +314,8 @@ pub struct RuntimeStats {
     pub accepted: u64,
     /// Events dropped by the ring (full lanes).
     pub dropped: u64,
+    /// Events refused while a required sink could not write.
+    pub refused: u64,
     /// Events sealed and handed to the sinks.
     pub sealed: u64,
     /// Seals written (including the opening seal).
@@ -280,6 +336,8 @@ pub struct ShutdownReport {
     pub sealed: u64,
     /// Events dropped by the ring under its full policy (signed as loss).
     pub dropped: u64,
+    /// Events refused while a required sink could not write.
+    pub refused: u64,
     /// Seals written, including the opening and closing seals.
     pub seals: u64,
     /// Sink write or flush failures.
@@ -348,6 +406,7 @@ impl std::error::Error for ShutdownError {}
 pub struct Runtime<T: Payload = AuditPayload> {
     capture: Capture<T>,
     stop: Arc<AtomicBool>,
+    abandon: Arc<AtomicBool>,
     signer: Option<JoinHandle<()>>,
     outcome: mpsc::Receiver<SignerOutcome>,
     counters: Arc<SignerCounters>,
@@ -382,6 +441,7 @@ impl<T: Payload> Runtime<T> {
         RuntimeStats {
             accepted: capture.accepted,
             dropped: capture.dropped,
+            refused: capture.refused,
             sealed: self.counters.sealed_events.load(Ordering::Relaxed),
             seals: self.counters.seals.load(Ordering::Relaxed),
             sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
@@ -411,10 +471,11 @@ impl<T: Payload> Runtime<T> {
         match self.outcome.recv_timeout(self.shutdown_timeout) {
             Ok(outcome) => {
                 let _ = handle.join();
-                let accepted = self.capture.stats().accepted;
+                let capture = self.capture.stats();
                 Ok(ShutdownReport {
                     stream: uuid_string(&outcome.stream),
-                    accepted,
+                    accepted: capture.accepted,
+                    refused: capture.refused,
                     sealed: outcome.sealed_events,
                     dropped: outcome.dropped,
                     seals: outcome.seals,
@@ -428,6 +489,8 @@ impl<T: Payload> Runtime<T> {
                 })
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Stop retrying failed required sinks: nobody waits for them.
+                self.abandon.store(true, Ordering::Release);
                 Err(ShutdownError::TimedOut(self.shutdown_timeout))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(ShutdownError::SignerDied),

@@ -15,8 +15,8 @@ use crate::keys::SigningKey;
 use crate::merkle::Hash;
 use crate::payload::Payload;
 use crate::seal::{GENESIS, Seal, SealReason};
-use crate::sink::Sink;
-use crate::writer::{Sealed, Writer};
+use crate::sink::RotationSignal;
+use crate::writer::{Sealed, SinkEntry, Writer, WriterShared};
 
 /// Where a new run continues a log: the last seal's hash and the next
 /// sequence number.
@@ -141,22 +141,25 @@ pub(crate) struct Signer<T: Payload> {
     open_reason: SealReason,
     dropped_at_last_seal: u64,
     counters: Arc<SignerCounters>,
+    rotation: RotationSignal,
 }
 
 impl<T: Payload> Signer<T> {
     pub(crate) fn new(
         consumer: Consumer<T>,
         config: SignerConfig,
-        sinks: Vec<Box<dyn Sink>>,
-        counters: Arc<SignerCounters>,
+        sinks: Vec<SinkEntry>,
+        shared: WriterShared,
+        rotation: RotationSignal,
     ) -> std::io::Result<Self> {
+        let counters = Arc::clone(&shared.counters);
         let mut ids = IdGenerator::new();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let stream = ids.next(now);
         let max_batch = config.max_batch.max(1);
-        let writer = Writer::spawn(sinks, consumer.clock().clone(), Arc::clone(&counters))?;
+        let writer = Writer::spawn(sinks, consumer.clock().clone(), shared)?;
         Ok(Self {
             consumer,
             key: config.key,
@@ -187,6 +190,7 @@ impl<T: Payload> Signer<T> {
             },
             dropped_at_last_seal: 0,
             counters,
+            rotation,
         })
     }
 
@@ -210,6 +214,12 @@ impl<T: Payload> Signer<T> {
                 && self.consumer.nanos_since(self.batch.oldest_stamp) >= self.max_delay_ns
             {
                 self.seal(SealReason::Timer);
+            }
+            if self.rotation.take() {
+                // The batch ends the old file; an open seal of the same
+                // stream starts the new one.
+                self.seal(SealReason::Rotate);
+                self.seal(SealReason::Open);
             }
             if stopping && self.consumer.is_empty() {
                 break;

@@ -819,7 +819,23 @@ impl Verification<'_> {
         }
     }
 
+    /// An `open` seal right after a `rotate` seal of the same stream
+    /// starts the next file of that stream.
+    fn continues_after_rotation(&self, seal: &Seal) -> bool {
+        seal.reason == SealReason::Open
+            && self.stream == Some(seal.stream)
+            && self
+                .last_seal
+                .as_ref()
+                .is_some_and(|l| l.reason == SealReason::Rotate)
+    }
+
     fn open_stream(&mut self, seal: &Seal) {
+        if self.continues_after_rotation(seal) {
+            // Checked like a batch seal that seals nothing.
+            self.close_batch(seal);
+            return;
+        }
         let line = self.line;
         self.close_after_close_run();
         self.report.streams += 1;

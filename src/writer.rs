@@ -15,14 +15,48 @@ use std::thread::JoinHandle;
 
 use hdrhistogram::Histogram;
 
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::capture::Intake;
 use crate::clock::CaptureClock;
 use crate::hasher::Lines;
 use crate::seal::Seal;
 use crate::signer::SignerCounters;
-use crate::sink::{Batch, Sink};
+use crate::sink::{Batch, Sink, SinkPolicy};
 
 /// Sealed batches that may wait for the sinks.
 const QUEUED: usize = 2;
+
+/// First and last pause between retries of a required sink.
+const RETRY_FIRST: Duration = Duration::from_millis(1);
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// A sink with its failure policy and state.
+pub(crate) struct SinkEntry {
+    pub(crate) sink: Box<dyn Sink>,
+    pub(crate) policy: SinkPolicy,
+    /// Failed attempts since the last success.
+    failing: u64,
+}
+
+impl SinkEntry {
+    pub(crate) fn new(sink: Box<dyn Sink>, policy: SinkPolicy) -> Self {
+        Self {
+            sink,
+            policy,
+            failing: 0,
+        }
+    }
+}
+
+/// What the writer thread shares with the runtime.
+pub(crate) struct WriterShared {
+    pub(crate) counters: Arc<SignerCounters>,
+    pub(crate) intake: Arc<Intake>,
+    /// Set when the runtime gave up waiting at shutdown: stop retrying.
+    pub(crate) abandon: Arc<AtomicBool>,
+}
 
 /// A sealed batch: its lines (events then seal), where the seal line
 /// starts, the seal, and the capture stamps of its events.
@@ -50,9 +84,9 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer thread (`auditring-writer`).
     pub(crate) fn spawn(
-        mut sinks: Vec<Box<dyn Sink>>,
+        mut sinks: Vec<SinkEntry>,
         clock: CaptureClock,
-        counters: Arc<SignerCounters>,
+        shared: WriterShared,
     ) -> std::io::Result<Self> {
         let (batches, incoming) = sync_channel::<Sealed>(QUEUED);
         let (give_back, recycled) = sync_channel::<Sealed>(QUEUED + 2);
@@ -66,17 +100,16 @@ impl Writer {
                 for mut sealed in incoming {
                     if let Some(seal) = sealed.seal.as_ref() {
                         let batch = Batch::new(&sealed.lines.buf, sealed.seal_offset, seal);
-                        let failed = write_all(&mut sinks, &batch);
+                        let failed = write_all(&mut sinks, &batch, &shared);
                         if failed > 0 {
                             errors.fetch_add(failed, Ordering::Relaxed);
-                            counters.sink_errors.fetch_add(failed, Ordering::Relaxed);
                         }
                         let now = clock.stamp();
                         for &stamp in &sealed.stamps {
                             latency.saturating_record((clock.nanos_between(stamp, now) / 1_000).max(1));
                         }
-                        counters.sealed_events.fetch_add(seal.count, Ordering::Relaxed);
-                        counters.seals.fetch_add(1, Ordering::Relaxed);
+                        shared.counters.sealed_events.fetch_add(seal.count, Ordering::Relaxed);
+                        shared.counters.seals.fetch_add(1, Ordering::Relaxed);
                     }
                     sealed.lines.buf.clear();
                     sealed.lines.ranges.clear();
@@ -85,11 +118,11 @@ impl Writer {
                     // A full return queue just means the signer has spares.
                     let _ = give_back.try_send(sealed);
                 }
-                for sink in &mut sinks {
-                    let flushed = catch_unwind(AssertUnwindSafe(|| sink.flush()));
+                for entry in &mut sinks {
+                    let flushed = catch_unwind(AssertUnwindSafe(|| entry.sink.flush()));
                     if !matches!(flushed, Ok(Ok(()))) {
-                        tracing::error!(target: "auditring", sink = sink.name(), "audit sink flush failed at shutdown");
-                        counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(target: "auditring", sink = entry.sink.name(), "audit sink flush failed at shutdown");
+                        shared.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 WriterOutcome {
@@ -140,22 +173,49 @@ impl Drop for Writer {
     }
 }
 
-/// Writes one batch to every sink; returns how many failed. A panicking
-/// sink counts as failed and never takes the writer down.
-fn write_all(sinks: &mut [Box<dyn Sink>], batch: &Batch<'_>) -> u64 {
+/// Writes one batch to every sink; returns how many attempts failed.
+///
+/// A best-effort sink gets one attempt. A required sink is retried with
+/// backoff until it succeeds (or the runtime abandons it at shutdown);
+/// while any required sink is failing, the intake refuses new events. A
+/// panicking sink counts as failed and never takes the writer down.
+fn write_all(sinks: &mut [SinkEntry], batch: &Batch<'_>, shared: &WriterShared) -> u64 {
     let mut failed = 0;
-    for sink in sinks.iter_mut() {
-        match catch_unwind(AssertUnwindSafe(|| sink.write_batch(batch))) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                failed += 1;
-                tracing::error!(target: "auditring", sink = sink.name(), error = %e, seal = batch.seal().index, "audit sink write failed");
+    for entry in sinks.iter_mut() {
+        let mut pause = RETRY_FIRST;
+        loop {
+            let error = match catch_unwind(AssertUnwindSafe(|| entry.sink.write_batch(batch))) {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("the sink panicked".to_owned()),
+            };
+            let Some(error) = error else {
+                if entry.failing > 0 {
+                    tracing::warn!(target: "auditring", sink = entry.sink.name(), failed_attempts = entry.failing, "audit sink recovered");
+                    entry.failing = 0;
+                }
+                break;
+            };
+            failed += 1;
+            shared.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+            if entry.failing == 0 {
+                tracing::error!(target: "auditring", sink = entry.sink.name(), policy = ?entry.policy, seal = batch.seal().index, error = %error, "audit sink write failed");
             }
-            Err(_) => {
-                failed += 1;
-                tracing::error!(target: "auditring", sink = sink.name(), seal = batch.seal().index, "audit sink panicked");
+            entry.failing += 1;
+            if entry.policy == SinkPolicy::BestEffort {
+                break;
             }
+            shared.intake.set_refusing(true);
+            if shared.abandon.load(Ordering::Acquire) {
+                break;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(RETRY_MAX);
         }
     }
+    let required_failing = sinks
+        .iter()
+        .any(|e| e.policy == SinkPolicy::Required && e.failing > 0);
+    shared.intake.set_refusing(required_failing);
     failed
 }

@@ -1,14 +1,154 @@
-//! An append-only JSON-lines file.
+//! An append-only JSON-lines file with rotation, an fsync policy and
+//! recovery of an existing log's chain.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use super::{Batch, Sink};
+use super::{Batch, LogTail, RotationSignal, Sink};
+use crate::seal::{Seal, SealReason};
+
+/// When a [`FileSink`] asks the operating system to put written data on
+/// stable storage (`fdatasync`).
+///
+/// What survives what:
+///
+/// | policy | process crash (kill -9, panic) | power loss or kernel crash |
+/// |---|---|---|
+/// | `Never` | every written batch | what the kernel flushed on its own (typically up to ~30 s lost) |
+/// | `EveryBatch` | every written batch | every batch whose write returned |
+/// | `Interval(d)` | every written batch | all but at most the last `d` of batches |
+///
+/// A batch is written as one `write` of its event lines and seal line;
+/// `EveryBatch` syncs before the runtime counts it as written.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use auditring::sink::FsyncPolicy;
+/// assert_eq!(FsyncPolicy::default(), FsyncPolicy::Interval(Duration::from_secs(1)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FsyncPolicy {
+    /// Never sync explicitly (the kernel writes back on its own schedule);
+    /// rotation and shutdown still sync.
+    Never,
+    /// Sync after every batch.
+    EveryBatch,
+    /// Sync after a batch when the last sync is older than this.
+    Interval(Duration),
+}
+
+impl Default for FsyncPolicy {
+    fn default() -> Self {
+        FsyncPolicy::Interval(Duration::from_secs(1))
+    }
+}
+
+/// How far back [`FileSink`] looks for the last seal of an existing log.
+const RECOVERY_SCAN_LIMIT: u64 = 64 << 20;
+
+/// Configures a [`FileSink`].
+///
+/// | option | default | meaning |
+/// |---|---|---|
+/// | [`fsync`](FileSinkBuilder::fsync) | `Interval(1 s)` | durability (see [`FsyncPolicy`]) |
+/// | [`rotate_bytes`](FileSinkBuilder::rotate_bytes) | none | rotate once the file reaches this size |
+/// | [`rotate_age`](FileSinkBuilder::rotate_age) | none | rotate once the file is this old (checked at each write) |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use auditring::sink::{FileSink, FsyncPolicy};
+///
+/// # let dir = std::env::temp_dir().join(format!("auditring-doc-fb-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir)?;
+/// let sink = FileSink::builder(dir.join("audit.jsonl"))
+///     .fsync(FsyncPolicy::EveryBatch)
+///     .rotate_bytes(256 << 20)
+///     .rotate_age(Duration::from_secs(24 * 3600))
+///     .open()?;
+/// # drop(sink);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct FileSinkBuilder {
+    path: PathBuf,
+    fsync: FsyncPolicy,
+    rotate_bytes: Option<u64>,
+    rotate_age: Option<Duration>,
+}
+
+impl FileSinkBuilder {
+    /// The fsync policy.
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// Rotates the file once it holds at least this many bytes.
+    pub fn rotate_bytes(mut self, bytes: u64) -> Self {
+        self.rotate_bytes = Some(bytes);
+        self
+    }
+
+    /// Rotates the file once it is at least this old (checked at each
+    /// write: an idle log is not rotated until its next batch).
+    pub fn rotate_age(mut self, age: Duration) -> Self {
+        self.rotate_age = Some(age);
+        self
+    }
+
+    /// Opens (or creates, with mode 0600) the log, and reads where an
+    /// existing log left off so the runtime continues its chain. A last
+    /// line torn by a crash (no newline) is cut off: it was never sealed
+    /// and cannot be read.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened (the message names the path and what to
+    /// check), or it exists but does not end like an auditring log.
+    pub fn open(self) -> io::Result<FileSink> {
+        let file = open_append(&self.path)?;
+        let next_rotation = next_rotation_number(&self.path)?;
+        let mut sink = FileSink {
+            len: 0,
+            file,
+            opened_at: Instant::now(),
+            last_sync: Instant::now(),
+            fsync: self.fsync,
+            rotate_bytes: self.rotate_bytes,
+            rotate_age: self.rotate_age,
+            rotation: None,
+            next_rotation,
+            tail: None,
+            path: self.path,
+        };
+        sink.len = sink.file.metadata()?.len();
+        sink.tail = sink.recover()?;
+        Ok(sink)
+    }
+}
 
 /// Appends every batch to a JSON-lines file with one `write` per batch.
 ///
-/// New files are created with mode 0600 (the log may hold personal data).
+/// - New files are created with mode 0600: the log may hold personal data.
+/// - Durability follows the [`FsyncPolicy`].
+/// - Rotation (by size and by age) renames the full file to
+///   `<path>.<n>` (n = 1, 2, ...; oldest first) and starts a new `<path>`.
+///   The old file ends with a `rotate` seal and the new one starts with an
+///   `open` seal of the same stream, so the chain runs across files: verify
+///   them oldest first, `<path>.1 <path>.2 ... <path>`.
+/// - On open, the last seal of an existing log (or of its newest rotated
+///   file) gives the runtime the chain head to continue from.
+/// - A failed write is undone (the file is truncated back to its last
+///   complete batch), so a retry never duplicates bytes.
 ///
 /// # Examples
 ///
@@ -26,48 +166,308 @@ use super::{Batch, Sink};
 pub struct FileSink {
     path: PathBuf,
     file: File,
+    /// Bytes of complete batches in the current file.
+    len: u64,
+    opened_at: Instant,
+    last_sync: Instant,
+    fsync: FsyncPolicy,
+    rotate_bytes: Option<u64>,
+    rotate_age: Option<Duration>,
+    rotation: Option<RotationSignal>,
+    /// Suffix of the next rotated file.
+    next_rotation: u64,
+    tail: Option<LogTail>,
 }
 
 impl FileSink {
-    /// Opens `path` for appending, creating it (mode 0600) if needed.
+    /// Opens `path` with the defaults of [`FileSinkBuilder`].
     ///
     /// # Errors
     ///
-    /// The I/O error, with the path and what to check in its message.
+    /// As [`FileSinkBuilder::open`].
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let path = path.as_ref().to_owned();
-        let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&path).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot open audit log {} for appending: {e} (check that the directory exists and is writable)",
-                    path.display()
-                ),
-            )
-        })?;
-        Ok(Self { path, file })
+        Self::builder(path).open()
     }
 
-    /// The file's path.
+    /// A builder for a sink writing to `path`.
+    pub fn builder(path: impl AsRef<Path>) -> FileSinkBuilder {
+        FileSinkBuilder {
+            path: path.as_ref().to_owned(),
+            fsync: FsyncPolicy::default(),
+            rotate_bytes: None,
+            rotate_age: None,
+        }
+    }
+
+    /// The active file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The rotated files of this log, oldest first (not including the
+    /// active file).
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be listed.
+    pub fn rotated_files(&self) -> io::Result<Vec<PathBuf>> {
+        rotated_files(&self.path)
+    }
+
+    /// Reads where the existing log ends, cutting off a torn last line.
+    fn recover(&mut self) -> io::Result<Option<LogTail>> {
+        if self.len == 0 {
+            // A rotation may have been interrupted after the rename: the
+            // newest rotated file holds the end of the chain.
+            let Some(newest) = rotated_files(&self.path)?.pop() else {
+                return Ok(None);
+            };
+            let mut file = File::open(&newest)?;
+            let len = file.metadata()?.len();
+            return last_seal(&mut file, len, &newest).map(|s| s.map(|s| LogTail::from_seal(&s)));
+        }
+        let complete = complete_length(&mut self.file, self.len)?;
+        if complete < self.len {
+            tracing::warn!(
+                target: "auditring",
+                path = %self.path.display(),
+                torn_bytes = self.len - complete,
+                "cutting off a torn last line (a write interrupted by a crash); it was never sealed"
+            );
+            self.file.set_len(complete)?;
+            self.len = complete;
+        }
+        match last_seal(&mut self.file, self.len, &self.path)? {
+            Some(seal) => Ok(Some(LogTail::from_seal(&seal))),
+            None if self.len == 0 => Ok(None),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not an auditring log (no seal in its last {} MiB): move it aside or choose another path",
+                    self.path.display(),
+                    RECOVERY_SCAN_LIMIT >> 20
+                ),
+            )),
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()?;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Renames the full file to `<path>.<n>` and starts a new one. A
+    /// failure leaves the log in the current file (the chain stays valid:
+    /// the open seal that follows the rotate seal lands in the same file).
+    fn rotate(&mut self) {
+        let rotated = rotated_path(&self.path, self.next_rotation);
+        let result = self
+            .file
+            .sync_all()
+            .and_then(|()| std::fs::rename(&self.path, &rotated))
+            .and_then(|()| open_append(&self.path))
+            .and_then(|file| {
+                self.file = file;
+                sync_dir(&self.path)
+            });
+        match result {
+            Ok(()) => {
+                self.next_rotation += 1;
+                self.len = 0;
+                self.opened_at = Instant::now();
+                self.last_sync = Instant::now();
+            }
+            Err(e) => tracing::error!(
+                target: "auditring",
+                path = %self.path.display(),
+                error = %e,
+                "audit log rotation failed; the log continues in the current file"
+            ),
+        }
+    }
+
+    fn wants_rotation(&self) -> bool {
+        self.rotate_bytes.is_some_and(|max| self.len >= max)
+            || self
+                .rotate_age
+                .is_some_and(|max| self.opened_at.elapsed() >= max)
     }
 }
 
 impl Sink for FileSink {
     fn write_batch(&mut self, batch: &Batch<'_>) -> io::Result<()> {
-        self.file.write_all(batch.bytes())
+        let before = self.len;
+        let written = self
+            .file
+            .write_all(batch.bytes())
+            .and_then(|()| match self.fsync {
+                FsyncPolicy::EveryBatch => self.sync(),
+                FsyncPolicy::Interval(d) if self.last_sync.elapsed() >= d => self.sync(),
+                _ => Ok(()),
+            });
+        if let Err(e) = written {
+            // Undo a partial write so that a retry starts from a clean end.
+            let _ = self.file.set_len(before);
+            return Err(e);
+        }
+        self.len += batch.bytes().len() as u64;
+        if batch.seal().reason == SealReason::Rotate {
+            self.rotate();
+        } else if self.wants_rotation() {
+            if let Some(signal) = &self.rotation {
+                signal.request();
+            }
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync_all()
     }
 
     fn name(&self) -> &str {
         "file"
     }
+
+    fn resume(&mut self) -> io::Result<Option<LogTail>> {
+        Ok(self.tail.take())
+    }
+
+    fn attach(&mut self, rotation: &RotationSignal) {
+        if self.rotate_bytes.is_some() || self.rotate_age.is_some() {
+            self.rotation = Some(rotation.clone());
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot open audit log {} for appending: {e} (check that the directory exists and is writable)",
+                path.display()
+            ),
+        )
+    })
+}
+
+fn rotated_path(path: &Path, n: u64) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+/// `<path>.<n>` files next to `path`, by increasing `n`.
+fn rotated_files(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let Some(base) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<(u64, PathBuf)> = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(n) = name
+            .strip_prefix(base)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        found.push((n, entry.path()));
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+fn next_rotation_number(path: &Path) -> io::Result<u64> {
+    let files = rotated_files(path)?;
+    Ok(files
+        .last()
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .and_then(|e| e.parse::<u64>().ok())
+        .map_or(1, |n| n + 1))
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+        _ => File::open(".")?.sync_all(),
+    }
+}
+
+/// The length of the file up to and including its last newline.
+fn complete_length(file: &mut File, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut buf = vec![0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = memchr::memrchr(b'\n', chunk) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// The last seal of a log, scanning backwards at most
+/// [`RECOVERY_SCAN_LIMIT`] bytes.
+fn last_seal(file: &mut File, len: u64, path: &Path) -> io::Result<Option<Seal>> {
+    const CHUNK: u64 = 64 << 10;
+    const SEAL_PREFIX: &[u8] = br#"{"v":1,"kind":"seal","#;
+    let mut end = len;
+    // Bytes after the last newline seen so far (the start of a line whose
+    // beginning is in an earlier chunk).
+    let mut carry: Vec<u8> = Vec::new();
+    while end > 0 && len - end < RECOVERY_SCAN_LIMIT {
+        let start = end.saturating_sub(CHUNK);
+        let mut buf = vec![0u8; (end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf)?;
+        buf.extend_from_slice(&carry);
+        let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
+        // The first piece may continue in the previous chunk.
+        let first = if start > 0 {
+            Some(lines.remove(0))
+        } else {
+            None
+        };
+        for line in lines.iter().rev() {
+            if !line.starts_with(SEAL_PREFIX) {
+                continue;
+            }
+            return match Seal::parse_line(line) {
+                Ok((seal, _)) => Ok(Some(seal)),
+                Err(e) => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the last seal of {} is damaged ({e}): verify the log (auditring verify) and move it aside",
+                        path.display()
+                    ),
+                )),
+            };
+        }
+        carry = first.map(<[u8]>::to_vec).unwrap_or_default();
+        end = start;
+    }
+    Ok(None)
 }

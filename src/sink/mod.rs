@@ -1,19 +1,123 @@
-//! Where sealed batches go: synchronous sinks, called on the signer thread.
+//! Where sealed batches go: synchronous sinks.
 //!
 //! A sink receives each sealed batch as bytes: the batch's event lines
 //! followed by its seal line, each ending in `\n`, exactly as they must
 //! appear in the log. A sink never re-encodes them: the seal covers those
-//! exact bytes.
+//! exact bytes. Sinks run on the runtime's writer thread, one batch at a
+//! time, in seal order; they never run on a recording thread.
+//!
+//! | sink | writes to |
+//! |---|---|
+//! | [`FileSink`] | an append-only JSON-lines file, with rotation and an fsync policy |
+//! | [`WriterSink`] | any `std::io::Write` (a socket, a pipe, a test double) |
+//! | [`StdoutSink`] | standard output |
+//! | [`TracingSink`] | one `tracing` event per audit event (target `auditring::audit`) |
+//! | [`MemorySink`] | memory, for tests and inspection |
+//! | [`Fanout`] | several sinks as one |
+//!
+//! What happens when a sink fails is the [`SinkPolicy`] it was added with.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::seal::Seal;
+use crate::keys::KeyId;
+use crate::seal::{Seal, SealReason};
+use crate::signer::ChainHead;
 
+mod fanout;
 mod file;
 mod memory;
+mod stdout;
+mod tracing_sink;
+mod writer_sink;
 
-pub use file::FileSink;
+pub use fanout::Fanout;
+pub use file::{FileSink, FileSinkBuilder, FsyncPolicy};
 pub use memory::MemorySink;
+pub use stdout::StdoutSink;
+pub use tracing_sink::TracingSink;
+pub use writer_sink::WriterSink;
+
+/// What the runtime does when a sink fails to write a batch.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::sink::SinkPolicy;
+/// assert_eq!(SinkPolicy::default(), SinkPolicy::Required);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SinkPolicy {
+    /// Fail closed: while the sink cannot write, the runtime refuses new
+    /// events ([`RecordError::Unavailable`](crate::RecordError::Unavailable))
+    /// and retries the failed batch with backoff (1 ms doubling to 1 s);
+    /// accepted events are kept, and recording resumes when the sink
+    /// recovers. The default: an audit log that silently loses events is
+    /// not an audit log.
+    #[default]
+    Required,
+    /// Availability first: count the failure, report it through `tracing`,
+    /// sign the count into the next seal, and go on. The batch is lost for
+    /// this sink only.
+    BestEffort,
+}
+
+/// Where an existing log left off: what a sink found at its end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogTail {
+    /// Where the next run continues the chain.
+    pub chain: ChainHead,
+    /// The key that signed the last seal.
+    pub key_id: KeyId,
+    /// The reason of the last seal.
+    pub last_reason: SealReason,
+}
+
+impl LogTail {
+    /// The tail described by a log's last seal.
+    pub fn from_seal(seal: &Seal) -> Self {
+        Self {
+            chain: ChainHead {
+                prev: seal.hash(),
+                next_seq: seal.seq_start + seal.count,
+                previous_closed: seal.reason == SealReason::Close,
+            },
+            key_id: seal.key_id,
+            last_reason: seal.reason,
+        }
+    }
+}
+
+/// A flag a sink raises to ask for a file rotation (see [`Sink::attach`]). The signer then seals
+/// the open batch with a `rotate` seal (the last line of the old file) and
+/// opens the next file with an `open` seal of the same stream.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::sink::RotationSignal;
+/// let signal = RotationSignal::default();
+/// signal.request();
+/// assert!(signal.take());
+/// assert!(!signal.take());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct RotationSignal(Arc<AtomicBool>);
+
+impl RotationSignal {
+    /// Asks for a rotation at the next seal.
+    pub fn request(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether a rotation was asked for; clears the request.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+}
 
 /// One sealed batch, borrowed for the duration of a
 /// [`Sink::write_batch`] call.
@@ -73,11 +177,17 @@ impl<'a> Batch<'a> {
 
 /// A destination for sealed batches.
 ///
-/// Sinks are synchronous and run on the signer thread: a slow sink slows
-/// sealing (the ring absorbs bursts; its full policy decides beyond that),
-/// and never the recording threads. Errors are counted, reported through
-/// `tracing`, and signed into the next seal's `sink_errors`; a panicking
-/// sink is caught and treated as failed.
+/// Sinks are synchronous and run on the runtime's writer thread: a slow
+/// sink slows sealing (the ring absorbs bursts; its full policy decides
+/// beyond that), and never the recording threads. Errors are counted,
+/// reported through `tracing`, signed into the next seal's `sink_errors`,
+/// and handled by the sink's [`SinkPolicy`]; a panicking sink is caught and
+/// treated as failed.
+///
+/// A sink that may be retried (policy `Required`) must leave its
+/// destination as it was when `write_batch` fails, so that the retry does
+/// not duplicate bytes: [`FileSink`] truncates back to its last complete
+/// batch.
 ///
 /// # Examples
 ///
@@ -117,6 +227,24 @@ pub trait Sink: Send {
     fn name(&self) -> &str {
         "sink"
     }
+
+    /// Where an existing log at this destination left off, read when the
+    /// runtime is built, so the new run continues its chain. `None` for a
+    /// new or non-persistent destination.
+    ///
+    /// # Errors
+    ///
+    /// An existing log whose end cannot be read as an auditring log.
+    fn resume(&mut self) -> io::Result<Option<LogTail>> {
+        Ok(None)
+    }
+
+    /// Called once when the runtime is built, with the flag a sink that
+    /// rotates files raises to ask for a rotation. Sinks that do not rotate
+    /// ignore it.
+    fn attach(&mut self, rotation: &RotationSignal) {
+        let _ = rotation;
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -130,5 +258,13 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 
     fn name(&self) -> &str {
         (**self).name()
+    }
+
+    fn resume(&mut self) -> io::Result<Option<LogTail>> {
+        (**self).resume()
+    }
+
+    fn attach(&mut self, rotation: &RotationSignal) {
+        (**self).attach(rotation);
     }
 }
