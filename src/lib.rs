@@ -104,6 +104,7 @@ mod runtime;
 mod seal;
 mod signer;
 pub mod sink;
+pub mod stats;
 mod sync;
 pub mod verify;
 mod writer;

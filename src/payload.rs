@@ -50,6 +50,13 @@ pub trait Payload: Default + Send + Serialize + 'static {
     /// touching more memory than needed.
     fn clear(&mut self);
 
+    /// The gateway latencies this event reports, for the runtime's
+    /// per-(action, decision) histograms. `None` (the default) keeps the
+    /// payload out of them.
+    fn latency_sample(&self) -> Option<crate::stats::LatencySample<'_>> {
+        None
+    }
+
     /// Appends the payload as one JSON object (no newline) to `out`.
     fn write_json(&self, out: &mut Vec<u8>) {
         if serde_json::to_writer(&mut *out, self).is_err() {
@@ -400,6 +407,15 @@ impl AuditPayload {
 }
 
 impl Payload for AuditPayload {
+    fn latency_sample(&self) -> Option<crate::stats::LatencySample<'_>> {
+        Some(crate::stats::LatencySample {
+            action: self.action.as_str(),
+            decision: self.decision.as_str(),
+            enforcement_us: self.enforcement_latency_us,
+            dispatch_us: (self.dispatch_status != 0).then_some(self.dispatch_latency_us),
+        })
+    }
+
     /// Hand-written encoder producing exactly the `Serialize` projection,
     /// several times faster than going through `serde_json`.
     fn write_json(&self, out: &mut Vec<u8>) {

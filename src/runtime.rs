@@ -17,7 +17,9 @@ use crate::payload::{AuditPayload, Payload};
 use crate::recorder::{FullPolicy, Recorder};
 use crate::signer::{ChainHead, Signer, SignerConfig, SignerCounters, SignerOutcome};
 use crate::sink::{RotationSignal, Sink, SinkPolicy};
+use crate::stats::{Histograms, PayloadLatency, Percentiles, Stage};
 use crate::writer::{SinkEntry, WriterShared};
+use serde::Serialize;
 
 /// Why a runtime could not be built. Each variant says what to change.
 #[derive(Debug)]
@@ -35,6 +37,8 @@ pub enum BuildError {
     ZeroDelay,
     /// The signer thread could not be started.
     Spawn(std::io::Error),
+    /// The signer core does not exist (or is not available to the process).
+    Pin(crate::PinError),
     /// A sink could not read where its existing log ends.
     Resume {
         /// The sink's name.
@@ -59,6 +63,7 @@ impl fmt::Display for BuildError {
                 f.write_str("max_delay is 0: give the signer at least a microsecond to gather a batch")
             }
             BuildError::Spawn(e) => write!(f, "cannot start the signer thread: {e}"),
+            BuildError::Pin(e) => write!(f, "signer_core: {e}"),
             BuildError::Resume { sink, source } => {
                 write!(f, "sink '{sink}' cannot continue its existing log: {source}")
             }
@@ -70,6 +75,7 @@ impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BuildError::Config(e) => Some(e),
+            BuildError::Pin(e) => Some(e),
             BuildError::Spawn(e) | BuildError::Resume { source: e, .. } => Some(e),
             _ => None,
         }
@@ -96,6 +102,8 @@ impl From<ConfigError> for BuildError {
 /// | [`continue_chain`](RuntimeBuilder::continue_chain) | what the sinks found, else a new log | the log this run continues |
 /// | [`parallel_hashing`](RuntimeBuilder::parallel_hashing) | on with 2+ CPUs | a helper thread hashes half of each large batch |
 /// | [`shutdown_timeout`](RuntimeBuilder::shutdown_timeout) | 10 s | bound on draining at shutdown |
+/// | [`report_interval`](RuntimeBuilder::report_interval) | 60 s | periodic stats report through `tracing` |
+/// | [`signer_core`](RuntimeBuilder::signer_core) | not pinned | core the signer thread is pinned to |
 ///
 /// # Examples
 ///
@@ -124,6 +132,8 @@ pub struct RuntimeBuilder<T: Payload = AuditPayload> {
     chain: Option<ChainHead>,
     shutdown_timeout: Duration,
     parallel_hashing: bool,
+    report_interval: Option<Duration>,
+    signer_core: Option<usize>,
 }
 
 impl<T: Payload> Default for RuntimeBuilder<T> {
@@ -137,6 +147,8 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
             chain: None,
             shutdown_timeout: Duration::from_secs(10),
             parallel_hashing: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            report_interval: Some(Duration::from_secs(60)),
+            signer_core: None,
         }
     }
 }
@@ -213,6 +225,22 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
+    /// How often the signer reports counters and latency percentiles through
+    /// `tracing` (target `auditring::stats`, level INFO); `None` turns the
+    /// report off.
+    pub fn report_interval(mut self, every: Option<Duration>) -> Self {
+        self.report_interval = every;
+        self
+    }
+
+    /// Pins the signer thread to this core (see
+    /// [`available_cores`](crate::available_cores)); checked by
+    /// [`build`](RuntimeBuilder::build).
+    pub fn signer_core(mut self, core: usize) -> Self {
+        self.signer_core = Some(core);
+        self
+    }
+
     /// How long [`Runtime::shutdown`] waits for the signer to drain.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -235,6 +263,15 @@ impl<T: Payload> RuntimeBuilder<T> {
         }
         if self.max_delay.is_zero() {
             return Err(BuildError::ZeroDelay);
+        }
+        if let Some(core) = self.signer_core {
+            let available = crate::available_cores();
+            if !available.contains(&core) {
+                return Err(BuildError::Pin(crate::PinError::NoSuchCore {
+                    core,
+                    available,
+                }));
+            }
         }
         let mut sinks = self.sinks;
         let rotation = RotationSignal::default();
@@ -265,6 +302,7 @@ impl<T: Payload> RuntimeBuilder<T> {
             .unwrap_or_else(ChainHead::genesis);
         let (capture, consumer) = self.capture.build()?;
         let counters = Arc::new(SignerCounters::default());
+        let stats = Arc::new(parking_lot::Mutex::new(Histograms::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let abandon = Arc::new(AtomicBool::new(false));
         let signer = Signer::new(
@@ -275,10 +313,12 @@ impl<T: Payload> RuntimeBuilder<T> {
                 max_delay: self.max_delay,
                 chain,
                 parallel_hashing: self.parallel_hashing,
+                report_interval: self.report_interval,
             },
             sinks,
             WriterShared {
                 counters: Arc::clone(&counters),
+                stats: Arc::clone(&stats),
                 intake: Arc::clone(capture.intake()),
                 abandon: Arc::clone(&abandon),
             },
@@ -287,9 +327,15 @@ impl<T: Payload> RuntimeBuilder<T> {
         .map_err(BuildError::Spawn)?;
         let (done, outcome) = mpsc::sync_channel(1);
         let thread_stop = Arc::clone(&stop);
+        let core = self.signer_core;
         let handle = std::thread::Builder::new()
             .name("auditring-signer".into())
             .spawn(move || {
+                if let Some(core) = core {
+                    if let Err(e) = crate::pin_current_thread(core) {
+                        tracing::error!(target: "auditring", error = %e, "cannot pin the audit signer");
+                    }
+                }
                 let result = signer.run(&thread_stop);
                 let _ = done.send(result);
             })
@@ -298,6 +344,7 @@ impl<T: Payload> RuntimeBuilder<T> {
             capture,
             stop,
             abandon,
+            stats,
             signer: Some(handle),
             outcome,
             counters,
@@ -307,7 +354,7 @@ impl<T: Payload> RuntimeBuilder<T> {
 }
 
 /// Counters of a running runtime.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RuntimeStats {
     /// Events accepted by the ring.
@@ -322,6 +369,29 @@ pub struct RuntimeStats {
     pub seals: u64,
     /// Sink write failures.
     pub sink_errors: u64,
+}
+
+/// One pipeline stage's latency.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageLatency {
+    /// The stage.
+    pub stage: Stage,
+    /// Unit of the values (`ns` or `us`).
+    pub unit: &'static str,
+    /// Its percentiles.
+    pub latency: Percentiles,
+}
+
+/// A snapshot of a runtime's counters and histograms.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Counters.
+    pub counters: RuntimeStats,
+    /// Every pipeline stage, in order.
+    pub stages: Vec<StageLatency>,
+    /// Gateway latencies per (action, decision), sorted.
+    pub payload: Vec<PayloadLatency>,
 }
 
 /// What a clean shutdown did.
@@ -407,6 +477,7 @@ pub struct Runtime<T: Payload = AuditPayload> {
     capture: Capture<T>,
     stop: Arc<AtomicBool>,
     abandon: Arc<AtomicBool>,
+    stats: Arc<parking_lot::Mutex<Histograms>>,
     signer: Option<JoinHandle<()>>,
     outcome: mpsc::Receiver<SignerOutcome>,
     counters: Arc<SignerCounters>,
@@ -446,6 +517,64 @@ impl<T: Payload> Runtime<T> {
             seals: self.counters.seals.load(Ordering::Relaxed),
             sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counters and latency percentiles: every pipeline stage and the
+    /// gateway's own latencies per (action, decision).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::sink::MemorySink;
+    /// use auditring::{AuditPayload, Runtime, SigningKey};
+    ///
+    /// let runtime = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(MemorySink::new())
+    ///     .build()?;
+    /// let mut r = runtime.recorder()?;
+    /// r.record(|e| { e.set_action("read"); e.enforcement_latency_us = 7; })?;
+    /// drop(r);
+    /// let snapshot = runtime.stats_snapshot();
+    /// assert_eq!(snapshot.counters.accepted, 1);
+    /// # runtime.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        let hists = self.stats.lock();
+        StatsSnapshot {
+            counters: self.stats(),
+            stages: Stage::ALL
+                .iter()
+                .map(|&stage| StageLatency {
+                    stage,
+                    unit: stage.unit(),
+                    latency: hists.stage(stage).percentiles(),
+                })
+                .collect(),
+            payload: hists.payload_latencies(),
+        }
+    }
+
+    /// A stage's histogram in the HdrHistogram percentile-distribution text
+    /// format (values in the stage's unit).
+    pub fn percentile_distribution(&self, stage: Stage) -> String {
+        crate::stats::percentile_distribution(self.stats.lock().stage(stage).histogram(), 1.0)
+    }
+
+    /// The enforcement (or, with `dispatch`, dispatch) latency histogram of
+    /// one (action, decision) pair in the percentile-distribution format,
+    /// in µs; `None` if the pair was never seen.
+    pub fn payload_percentile_distribution(
+        &self,
+        action: &str,
+        decision: &str,
+        dispatch: bool,
+    ) -> Option<String> {
+        let hists = self.stats.lock();
+        hists
+            .payload_hist(action, decision, dispatch)
+            .map(|h| crate::stats::percentile_distribution(h.histogram(), 1.0))
     }
 
     /// Stops accepting events, drains every accepted event into sealed

@@ -16,6 +16,7 @@ use crate::merkle::Hash;
 use crate::payload::Payload;
 use crate::seal::{GENESIS, Seal, SealReason};
 use crate::sink::RotationSignal;
+use crate::stats::{Histograms, Stage};
 use crate::writer::{Sealed, SinkEntry, Writer, WriterShared};
 
 /// Where a new run continues a log: the last seal's hash and the next
@@ -85,6 +86,7 @@ pub(crate) struct SignerConfig {
     pub(crate) max_delay: Duration,
     pub(crate) chain: ChainHead,
     pub(crate) parallel_hashing: bool,
+    pub(crate) report_interval: Option<Duration>,
 }
 
 /// The batch being built.
@@ -101,10 +103,21 @@ struct BatchState {
     /// Raw capture stamps of the batch's events, for latency accounting.
     stamps: Vec<u64>,
     timestamps: crate::json::Rfc3339Writer,
+    /// Time spent draining and encoding this batch, ns.
+    encode_ns: u64,
 }
 
 impl BatchState {
-    fn add<T: Payload>(&mut self, event: CapturedEvent<'_, T>) {
+    fn add<T: Payload>(
+        &mut self,
+        event: CapturedEvent<'_, T>,
+        stats: &mut Histograms,
+        queue_wait_ns: u64,
+    ) {
+        stats.record(Stage::QueueWait, queue_wait_ns);
+        if let Some(sample) = event.payload().latency_sample() {
+            stats.record_payload(sample);
+        }
         if self.count == 0 {
             self.seq_start = self.next_seq;
             self.oldest_stamp = event.raw_stamp();
@@ -142,6 +155,8 @@ pub(crate) struct Signer<T: Payload> {
     dropped_at_last_seal: u64,
     counters: Arc<SignerCounters>,
     rotation: RotationSignal,
+    stats: Arc<parking_lot::Mutex<Histograms>>,
+    report_every_ns: Option<u64>,
 }
 
 impl<T: Payload> Signer<T> {
@@ -153,6 +168,7 @@ impl<T: Payload> Signer<T> {
         rotation: RotationSignal,
     ) -> std::io::Result<Self> {
         let counters = Arc::clone(&shared.counters);
+        let stats = Arc::clone(&shared.stats);
         let mut ids = IdGenerator::new();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -180,6 +196,7 @@ impl<T: Payload> Signer<T> {
                 },
                 stamps: Vec::with_capacity(max_batch.min(1 << 16)),
                 timestamps: crate::json::Rfc3339Writer::default(),
+                encode_ns: 0,
             },
             next_index: 0,
             prev: config.chain.prev,
@@ -191,6 +208,10 @@ impl<T: Payload> Signer<T> {
             dropped_at_last_seal: 0,
             counters,
             rotation,
+            stats,
+            report_every_ns: config
+                .report_interval
+                .map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
         })
     }
 
@@ -198,6 +219,7 @@ impl<T: Payload> Signer<T> {
     /// the close seal and flushes the sinks.
     pub(crate) fn run(mut self, stop: &AtomicBool) -> SignerOutcome {
         self.seal(self.open_reason);
+        let mut last_report = self.consumer.clock().stamp();
         let mut idle = 0u32;
         loop {
             // Acquire: pairs with the Release store in `Runtime::shutdown`.
@@ -207,7 +229,17 @@ impl<T: Payload> Signer<T> {
             }
             let room = self.max_batch - self.batch.count as usize;
             let batch = &mut self.batch;
-            let drained = self.consumer.drain(room, |event| batch.add(event));
+            let clock = self.consumer.clock().clone();
+            let started = clock.stamp();
+            let mut stats = self.stats.lock();
+            let drained = self.consumer.drain(room, |event| {
+                let wait = clock.nanos_between(event.raw_stamp(), started);
+                batch.add(event, &mut stats, wait);
+            });
+            drop(stats);
+            if drained > 0 {
+                batch.encode_ns += clock.nanos_between(started, clock.stamp());
+            }
             if self.batch.count as usize >= self.max_batch {
                 self.seal(SealReason::Size);
             } else if self.batch.count > 0
@@ -221,6 +253,12 @@ impl<T: Payload> Signer<T> {
                 self.seal(SealReason::Rotate);
                 self.seal(SealReason::Open);
             }
+            if let Some(every) = self.report_every_ns {
+                if self.consumer.nanos_since(last_report) >= every {
+                    last_report = self.consumer.clock().stamp();
+                    self.report();
+                }
+            }
             if stopping && self.consumer.is_empty() {
                 break;
             }
@@ -233,7 +271,7 @@ impl<T: Payload> Signer<T> {
         }
         self.seal(SealReason::Close);
         let dropped = self.consumer.stats().dropped;
-        let written = self.writer.finish();
+        let _ = self.writer.finish();
         SignerOutcome {
             stream: self.batch.stream,
             sealed_events: self.counters.sealed_events.load(Ordering::Relaxed),
@@ -242,11 +280,30 @@ impl<T: Payload> Signer<T> {
             dropped,
             last_seal_hash: self.prev,
             next_seq: self.batch.next_seq,
-            seal_latency_us: written.map_or_else(
-                || Histogram::new(3).expect("valid histogram"),
-                |w| w.seal_latency_us,
-            ),
+            seal_latency_us: self.stats.lock().stage(Stage::Sealed).histogram().clone(),
         }
+    }
+
+    /// The periodic report through `tracing` (target `auditring::stats`).
+    fn report(&self) {
+        let stats = self.stats.lock();
+        let sealed = stats.stage(Stage::Sealed).percentiles();
+        let wait = stats.stage(Stage::QueueWait).percentiles();
+        let capture = self.consumer.stats();
+        tracing::info!(
+            target: "auditring::stats",
+            accepted = capture.accepted,
+            dropped = capture.dropped,
+            refused = capture.refused,
+            sealed = self.counters.sealed_events.load(Ordering::Relaxed),
+            seals = self.counters.seals.load(Ordering::Relaxed),
+            sink_errors = self.counters.sink_errors.load(Ordering::Relaxed),
+            queue_wait_p99_ns = wait.p99,
+            sealed_p50_us = sealed.p50,
+            sealed_p99_us = sealed.p99,
+            sealed_max_us = sealed.max,
+            "audit pipeline"
+        );
     }
 
     /// Waits for events without a system call for the first rounds, then
@@ -274,8 +331,11 @@ impl<T: Payload> Signer<T> {
         if batch.count == 0 {
             batch.seq_start = batch.next_seq;
         }
+        let clock = self.consumer.clock().clone();
+        let hash_started = clock.stamp();
         let (root, lines) = self.hasher.root(std::mem::take(&mut batch.lines));
         batch.lines = lines;
+        let hashed = clock.stamp();
         let dropped_total = self.consumer.stats().dropped;
         let seal = Seal {
             stream: batch.stream,
@@ -293,6 +353,16 @@ impl<T: Payload> Signer<T> {
         };
         let preimage = seal.preimage();
         let signature = self.key.sign(&preimage);
+        let signed = clock.stamp();
+        {
+            let mut stats = self.stats.lock();
+            stats.record(Stage::Sign, clock.nanos_between(hashed, signed) / 1_000);
+            if batch.count > 0 {
+                let total = batch.encode_ns + clock.nanos_between(hash_started, hashed);
+                stats.record(Stage::EncodeHash, total / batch.count);
+            }
+        }
+        batch.encode_ns = 0;
         let seal_offset = batch.lines.buf.len();
         seal.write_line(&signature, &mut batch.lines.buf);
         self.prev = seal.hash();

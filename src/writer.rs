@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use hdrhistogram::Histogram;
-
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -24,6 +22,7 @@ use crate::hasher::Lines;
 use crate::seal::Seal;
 use crate::signer::SignerCounters;
 use crate::sink::{Batch, Sink, SinkPolicy};
+use crate::stats::Stage;
 
 /// Sealed batches that may wait for the sinks.
 const QUEUED: usize = 2;
@@ -53,6 +52,7 @@ impl SinkEntry {
 /// What the writer thread shares with the runtime.
 pub(crate) struct WriterShared {
     pub(crate) counters: Arc<SignerCounters>,
+    pub(crate) stats: Arc<parking_lot::Mutex<crate::stats::Histograms>>,
     pub(crate) intake: Arc<Intake>,
     /// Set when the runtime gave up waiting at shutdown: stop retrying.
     pub(crate) abandon: Arc<AtomicBool>,
@@ -68,16 +68,11 @@ pub(crate) struct Sealed {
     pub(crate) stamps: Vec<u64>,
 }
 
-/// What the writer did over its whole run.
-pub(crate) struct WriterOutcome {
-    pub(crate) seal_latency_us: Histogram<u64>,
-}
-
 /// The signer's handle on the writer thread.
 pub(crate) struct Writer {
     batches: Option<SyncSender<Sealed>>,
     recycled: Receiver<Sealed>,
-    thread: Option<JoinHandle<WriterOutcome>>,
+    thread: Option<JoinHandle<()>>,
     unsigned_errors: Arc<AtomicU64>,
 }
 
@@ -95,19 +90,21 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("auditring-writer".into())
             .spawn(move || {
-                let mut latency = Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                    .expect("valid histogram bounds");
                 for mut sealed in incoming {
                     if let Some(seal) = sealed.seal.as_ref() {
                         let batch = Batch::new(&sealed.lines.buf, sealed.seal_offset, seal);
+                        let started = clock.stamp();
                         let failed = write_all(&mut sinks, &batch, &shared);
                         if failed > 0 {
                             errors.fetch_add(failed, Ordering::Relaxed);
                         }
                         let now = clock.stamp();
+                        let mut stats = shared.stats.lock();
+                        stats.record(Stage::SinkWrite, clock.nanos_between(started, now) / 1_000);
                         for &stamp in &sealed.stamps {
-                            latency.saturating_record((clock.nanos_between(stamp, now) / 1_000).max(1));
+                            stats.record(Stage::Sealed, clock.nanos_between(stamp, now) / 1_000);
                         }
+                        drop(stats);
                         shared.counters.sealed_events.fetch_add(seal.count, Ordering::Relaxed);
                         shared.counters.seals.fetch_add(1, Ordering::Relaxed);
                     }
@@ -124,9 +121,6 @@ impl Writer {
                         tracing::error!(target: "auditring", sink = entry.sink.name(), "audit sink flush failed at shutdown");
                         shared.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
                     }
-                }
-                WriterOutcome {
-                    seal_latency_us: latency,
                 }
             })?;
         Ok(Self {
@@ -158,9 +152,11 @@ impl Writer {
     }
 
     /// Waits for every queued batch to be written and the sinks flushed.
-    pub(crate) fn finish(mut self) -> Option<WriterOutcome> {
+    pub(crate) fn finish(mut self) {
         drop(self.batches.take());
-        self.thread.take().and_then(|t| t.join().ok())
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 

@@ -1,0 +1,357 @@
+//! Latency histograms: the gateway's own latencies (from the payloads) and
+//! every stage of the audit pipeline, kept off the hot path.
+//!
+//! The signer and writer threads record into HDR histograms (3 significant
+//! digits) behind one lock that they take once per drained batch; a
+//! snapshot ([`Runtime::stats_snapshot`](crate::Runtime::stats_snapshot))
+//! takes the same lock. A value above a histogram's range is recorded at
+//! the top of the range and counted as saturated: never a panic, never a
+//! silent loss.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest value the histograms hold (in their unit): one hour in µs.
+const HIGHEST: u64 = 3_600_000_000;
+
+/// At most this many (action, decision) pairs get their own histograms;
+/// the rest share the `(other)` row.
+pub const MAX_PAYLOAD_KEYS: usize = 256;
+
+/// One sample of the gateway's own latencies, taken from a payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatencySample<'a> {
+    /// The action (histograms are kept per action and decision).
+    pub action: &'a str,
+    /// The decision.
+    pub decision: &'a str,
+    /// Time spent enforcing, in µs.
+    pub enforcement_us: u64,
+    /// Time spent in the dispatched call, in µs (`None` if not dispatched).
+    pub dispatch_us: Option<u64>,
+}
+
+/// Summary of one histogram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest value.
+    pub min: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest value (capped at the histogram's range).
+    pub max: u64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Values above the histogram's range, recorded at its top.
+    pub saturated: u64,
+}
+
+/// A histogram that saturates instead of failing.
+#[derive(Clone, Debug)]
+pub(crate) struct Hist {
+    h: Histogram<u64>,
+    saturated: u64,
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Self {
+            h: Histogram::new_with_bounds(1, HIGHEST, 3).expect("valid histogram bounds"),
+            saturated: 0,
+        }
+    }
+}
+
+impl Hist {
+    #[inline]
+    pub(crate) fn record(&mut self, value: u64) {
+        let v = if value > HIGHEST {
+            self.saturated += 1;
+            HIGHEST
+        } else {
+            value.max(1)
+        };
+        self.h.saturating_record(v);
+    }
+
+    pub(crate) fn percentiles(&self) -> Percentiles {
+        let h = &self.h;
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            min: h.min(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+            saturated: self.saturated,
+        }
+    }
+
+    pub(crate) fn histogram(&self) -> &Histogram<u64> {
+        &self.h
+    }
+}
+
+/// The stages of the pipeline that are measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Stage {
+    /// Capture to drain by the signer, per event (ns).
+    QueueWait,
+    /// Encoding and hashing, per event (ns, a batch's time over its events).
+    EncodeHash,
+    /// Signing one seal (µs).
+    Sign,
+    /// Writing one batch to every sink (µs).
+    SinkWrite,
+    /// Capture to sealed and written by every sink, per event (µs).
+    Sealed,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 5] = [
+        Stage::QueueWait,
+        Stage::EncodeHash,
+        Stage::Sign,
+        Stage::SinkWrite,
+        Stage::Sealed,
+    ];
+
+    /// The stage's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::QueueWait => "queue_wait",
+            Stage::EncodeHash => "encode_hash",
+            Stage::Sign => "sign",
+            Stage::SinkWrite => "sink_write",
+            Stage::Sealed => "capture_to_sealed",
+        }
+    }
+
+    /// The unit of its values.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Stage::QueueWait | Stage::EncodeHash => "ns",
+            Stage::Sign | Stage::SinkWrite | Stage::Sealed => "us",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The gateway latencies of one (action, decision) pair.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PayloadLatency {
+    /// The action, or `(other)` past [`MAX_PAYLOAD_KEYS`] pairs.
+    pub action: String,
+    /// The decision.
+    pub decision: String,
+    /// Enforcement latency, µs.
+    pub enforcement_us: Percentiles,
+    /// Dispatch latency of dispatched calls, µs.
+    pub dispatch_us: Percentiles,
+}
+
+#[derive(Default)]
+struct PayloadHists {
+    enforcement: Hist,
+    dispatch: Hist,
+}
+
+/// All histograms of a runtime.
+#[derive(Default)]
+pub(crate) struct Histograms {
+    stages: [Hist; 5],
+    payload: HashMap<(String, String), PayloadHists>,
+}
+
+impl Histograms {
+    #[inline]
+    pub(crate) fn record(&mut self, stage: Stage, value: u64) {
+        self.stages[stage.index()].record(value);
+    }
+
+    pub(crate) fn record_payload(&mut self, sample: LatencySample<'_>) {
+        let key_known = self
+            .payload
+            .contains_key(&(sample.action.to_owned(), sample.decision.to_owned()));
+        let action = if key_known || self.payload.len() < MAX_PAYLOAD_KEYS {
+            sample.action
+        } else {
+            "(other)"
+        };
+        let entry = self
+            .payload
+            .entry((action.to_owned(), sample.decision.to_owned()))
+            .or_default();
+        entry.enforcement.record(sample.enforcement_us);
+        if let Some(d) = sample.dispatch_us {
+            entry.dispatch.record(d);
+        }
+    }
+
+    pub(crate) fn stage(&self, stage: Stage) -> &Hist {
+        &self.stages[stage.index()]
+    }
+
+    pub(crate) fn payload_latencies(&self) -> Vec<PayloadLatency> {
+        let mut rows: Vec<PayloadLatency> = self
+            .payload
+            .iter()
+            .map(|((action, decision), h)| PayloadLatency {
+                action: action.clone(),
+                decision: decision.clone(),
+                enforcement_us: h.enforcement.percentiles(),
+                dispatch_us: h.dispatch.percentiles(),
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.action, &a.decision).cmp(&(&b.action, &b.decision)));
+        rows
+    }
+
+    /// The payload histograms of one pair, for export.
+    pub(crate) fn payload_hist(
+        &self,
+        action: &str,
+        decision: &str,
+        dispatch: bool,
+    ) -> Option<&Hist> {
+        self.payload
+            .get(&(action.to_owned(), decision.to_owned()))
+            .map(|h| {
+                if dispatch {
+                    &h.dispatch
+                } else {
+                    &h.enforcement
+                }
+            })
+    }
+}
+
+/// The HdrHistogram "percentile distribution" text of a histogram (the
+/// format `HistogramLogProcessor` and the online plotters read), values
+/// divided by `scale`.
+///
+/// # Examples
+///
+/// ```
+/// use hdrhistogram::Histogram;
+///
+/// let mut h = Histogram::<u64>::new(3).unwrap();
+/// for v in 1..=100u64 {
+///     h.record(v).unwrap();
+/// }
+/// let text = auditring::stats::percentile_distribution(&h, 1.0);
+/// assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
+/// assert!(text.contains("#[Max     =      100.000, Total count    =          100]"));
+/// ```
+pub fn percentile_distribution(h: &Histogram<u64>, scale: f64) -> String {
+    let mut out = String::new();
+    out.push_str("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    let mut count = 0u64;
+    for v in h.iter_quantiles(5) {
+        let q = v.quantile_iterated_to();
+        let value = v.value_iterated_to() as f64 / scale;
+        count += v.count_since_last_iteration();
+        if q < 1.0 {
+            let _ = writeln!(
+                out,
+                "{value:12.3} {q:2.12} {count:10} {:14.2}",
+                1.0 / (1.0 - q)
+            );
+        } else {
+            let _ = writeln!(out, "{value:12.3} {q:2.12} {count:10}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        h.mean() / scale,
+        h.stdev() / scale
+    );
+    let _ = writeln!(
+        out,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        h.max() as f64 / scale,
+        h.len()
+    );
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        h.distinct_values()
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_values_saturate_and_are_counted() {
+        let mut h = Hist::default();
+        h.record(0);
+        h.record(5);
+        h.record(u64::MAX);
+        let p = h.percentiles();
+        assert_eq!(p.count, 3);
+        assert_eq!(p.saturated, 1);
+        assert_eq!(p.min, 1, "zero is recorded as the lowest value");
+        assert!(p.max >= HIGHEST, "{}", p.max);
+    }
+
+    #[test]
+    fn percentiles_of_a_known_distribution() {
+        let mut h = Hist::default();
+        for v in 1..=10_000u64 {
+            h.record(v);
+        }
+        let p = h.percentiles();
+        assert_eq!(p.count, 10_000);
+        let close = |a: u64, b: u64| a.abs_diff(b) * 1000 <= b; // 3 significant digits
+        assert!(close(p.p50, 5_000), "{}", p.p50);
+        assert!(close(p.p99, 9_900), "{}", p.p99);
+        assert!(close(p.p999, 9_990), "{}", p.p999);
+        assert!(close(p.max, 10_000));
+    }
+
+    #[test]
+    fn payload_keys_are_bounded() {
+        let mut all = Histograms::default();
+        for i in 0..(MAX_PAYLOAD_KEYS + 50) {
+            let action = format!("action-{i}");
+            all.record_payload(LatencySample {
+                action: &action,
+                decision: "allow",
+                enforcement_us: 3,
+                dispatch_us: None,
+            });
+        }
+        let rows = all.payload_latencies();
+        assert_eq!(rows.len(), MAX_PAYLOAD_KEYS + 1);
+        let other = rows.iter().find(|r| r.action == "(other)").unwrap();
+        assert_eq!(other.enforcement_us.count, 50);
+        assert_eq!(other.dispatch_us.count, 0);
+    }
+}
