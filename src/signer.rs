@@ -271,7 +271,7 @@ impl<T: Payload> Signer<T> {
         }
         self.seal(SealReason::Close);
         let dropped = self.consumer.stats().dropped;
-        let _ = self.writer.finish();
+        self.writer.finish();
         SignerOutcome {
             stream: self.batch.stream,
             sealed_events: self.counters.sealed_events.load(Ordering::Relaxed),
@@ -357,9 +357,9 @@ impl<T: Payload> Signer<T> {
         {
             let mut stats = self.stats.lock();
             stats.record(Stage::Sign, clock.nanos_between(hashed, signed) / 1_000);
-            if batch.count > 0 {
-                let total = batch.encode_ns + clock.nanos_between(hash_started, hashed);
-                stats.record(Stage::EncodeHash, total / batch.count);
+            let total = batch.encode_ns + clock.nanos_between(hash_started, hashed);
+            if let Some(per_event) = total.checked_div(batch.count) {
+                stats.record(Stage::EncodeHash, per_event);
             }
         }
         batch.encode_ns = 0;
