@@ -8,6 +8,7 @@
 
 use crate::json;
 use crate::payload::Payload;
+use crate::redact::Redactor;
 
 /// Appends a UUID in its lower-case hyphenated form (36 bytes).
 #[inline]
@@ -130,9 +131,11 @@ impl IdGenerator {
 
 /// Appends one event line (with its newline) and returns the range of
 /// `out` holding the line without the newline (the bytes that are hashed).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_event_line<T: Payload>(
     out: &mut Vec<u8>,
     clock: &mut json::Rfc3339Writer,
+    redaction: Option<(&Redactor, &mut Vec<u8>)>,
     stream: &[u8; 16],
     seq: u64,
     id: &[u8; 16],
@@ -149,7 +152,14 @@ pub(crate) fn write_event_line<T: Payload>(
     out.extend_from_slice(br#"","ts":""#);
     clock.write(out, unix_nanos);
     out.extend_from_slice(br#"","payload":"#);
-    payload.write_json(out);
+    match redaction {
+        Some((redactor, scratch)) if !redactor.is_empty() => {
+            scratch.clear();
+            payload.write_json(scratch);
+            redactor.apply(scratch, out);
+        }
+        _ => payload.write_json(out),
+    }
     out.push(b'}');
     let end = out.len();
     out.push(b'\n');
@@ -177,7 +187,9 @@ pub fn event_line<T: Payload>(
 ) -> Vec<u8> {
     let mut out = Vec::new();
     let mut clock = json::Rfc3339Writer::default();
-    let range = write_event_line(&mut out, &mut clock, stream, seq, id, unix_nanos, payload);
+    let range = write_event_line(
+        &mut out, &mut clock, None, stream, seq, id, unix_nanos, payload,
+    );
     out.truncate(range.end);
     out
 }
@@ -276,7 +288,7 @@ mod tests {
         p.set_action("x");
         let mut out = b"previous\n".to_vec();
         let mut clock = json::Rfc3339Writer::default();
-        let range = write_event_line(&mut out, &mut clock, &[1; 16], 42, &[2; 16], 0, &p);
+        let range = write_event_line(&mut out, &mut clock, None, &[1; 16], 42, &[2; 16], 0, &p);
         let line = &out[range.clone()];
         assert_eq!(out[range.end], b'\n');
         let text = std::str::from_utf8(line).unwrap();

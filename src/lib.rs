@@ -99,6 +99,7 @@ mod keys;
 pub mod merkle;
 mod payload;
 mod recorder;
+mod redact;
 mod ring;
 mod runtime;
 mod seal;
@@ -118,6 +119,7 @@ pub use event::event_line;
 pub use keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use recorder::{FullPolicy, RecordError, Recorder};
+pub use redact::Redaction;
 pub use runtime::{
     BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport,
 };

@@ -15,6 +15,7 @@ use crate::event::uuid_string;
 use crate::keys::SigningKey;
 use crate::payload::{AuditPayload, Payload};
 use crate::recorder::{FullPolicy, Recorder};
+use crate::redact::{Redaction, Redactor};
 use crate::signer::{ChainHead, Signer, SignerConfig, SignerCounters, SignerOutcome};
 use crate::sink::{RotationSignal, Sink, SinkPolicy};
 use crate::stats::{Histograms, PayloadLatency, Percentiles, Stage};
@@ -37,6 +38,9 @@ pub enum BuildError {
     ZeroDelay,
     /// The signer thread could not be started.
     Spawn(std::io::Error),
+    /// A [`Redaction::Hmac`] rule without a redaction key of 16 bytes or
+    /// more.
+    RedactionKey,
     /// The signer core does not exist (or is not available to the process).
     Pin(crate::PinError),
     /// A sink could not read where its existing log ends.
@@ -64,6 +68,9 @@ impl fmt::Display for BuildError {
             }
             BuildError::Spawn(e) => write!(f, "cannot start the signer thread: {e}"),
             BuildError::Pin(e) => write!(f, "signer_core: {e}"),
+            BuildError::RedactionKey => f.write_str(
+                "an HMAC redaction needs a secret key of at least 16 bytes: call `.redaction_key(...)` with one kept apart from the log",
+            ),
             BuildError::Resume { sink, source } => {
                 write!(f, "sink '{sink}' cannot continue its existing log: {source}")
             }
@@ -104,6 +111,8 @@ impl From<ConfigError> for BuildError {
 /// | [`shutdown_timeout`](RuntimeBuilder::shutdown_timeout) | 10 s | bound on draining at shutdown |
 /// | [`report_interval`](RuntimeBuilder::report_interval) | 60 s | periodic stats report through `tracing` |
 /// | [`signer_core`](RuntimeBuilder::signer_core) | not pinned | core the signer thread is pinned to |
+/// | [`redact`](RuntimeBuilder::redact) | none | fields removed, masked or replaced by an HMAC before encoding |
+/// | [`redaction_key`](RuntimeBuilder::redaction_key) | none | secret of HMAC redaction (16 bytes or more) |
 ///
 /// # Examples
 ///
@@ -134,6 +143,8 @@ pub struct RuntimeBuilder<T: Payload = AuditPayload> {
     parallel_hashing: bool,
     report_interval: Option<Duration>,
     signer_core: Option<usize>,
+    redactions: Vec<(String, Redaction)>,
+    redaction_key: Vec<u8>,
 }
 
 impl<T: Payload> Default for RuntimeBuilder<T> {
@@ -149,6 +160,8 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
             parallel_hashing: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
             report_interval: Some(Duration::from_secs(60)),
             signer_core: None,
+            redactions: Vec::new(),
+            redaction_key: Vec::new(),
         }
     }
 }
@@ -241,6 +254,20 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
+    /// Redacts a top-level payload field before it is encoded: the value
+    /// never reaches a sink, and the seal covers what was written.
+    pub fn redact(mut self, field: impl Into<String>, with: Redaction) -> Self {
+        self.redactions.push((field.into(), with));
+        self
+    }
+
+    /// The secret key of [`Redaction::Hmac`] (at least 16 bytes; keep it
+    /// apart from the log).
+    pub fn redaction_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.redaction_key = key.into();
+        self
+    }
+
     /// How long [`Runtime::shutdown`] waits for the signer to drain.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -263,6 +290,11 @@ impl<T: Payload> RuntimeBuilder<T> {
         }
         if self.max_delay.is_zero() {
             return Err(BuildError::ZeroDelay);
+        }
+        if self.redactions.iter().any(|(_, r)| *r == Redaction::Hmac)
+            && self.redaction_key.len() < 16
+        {
+            return Err(BuildError::RedactionKey);
         }
         if let Some(core) = self.signer_core {
             let available = crate::available_cores();
@@ -314,6 +346,7 @@ impl<T: Payload> RuntimeBuilder<T> {
                 chain,
                 parallel_hashing: self.parallel_hashing,
                 report_interval: self.report_interval,
+                redactor: Redactor::new(self.redactions, self.redaction_key),
             },
             sinks,
             WriterShared {

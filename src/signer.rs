@@ -14,6 +14,7 @@ use crate::hasher::{BatchHasher, Lines};
 use crate::keys::SigningKey;
 use crate::merkle::Hash;
 use crate::payload::Payload;
+use crate::redact::Redactor;
 use crate::seal::{GENESIS, Seal, SealReason};
 use crate::sink::RotationSignal;
 use crate::stats::{Histograms, Stage};
@@ -87,6 +88,7 @@ pub(crate) struct SignerConfig {
     pub(crate) chain: ChainHead,
     pub(crate) parallel_hashing: bool,
     pub(crate) report_interval: Option<Duration>,
+    pub(crate) redactor: Redactor,
 }
 
 /// The batch being built.
@@ -105,6 +107,8 @@ struct BatchState {
     timestamps: crate::json::Rfc3339Writer,
     /// Time spent draining and encoding this batch, ns.
     encode_ns: u64,
+    redactor: Redactor,
+    scratch: Vec<u8>,
 }
 
 impl BatchState {
@@ -127,6 +131,7 @@ impl BatchState {
         let range = event::write_event_line(
             &mut self.lines.buf,
             &mut self.timestamps,
+            Some((&self.redactor, &mut self.scratch)),
             &self.stream,
             seq,
             &id,
@@ -197,6 +202,8 @@ impl<T: Payload> Signer<T> {
                 stamps: Vec::with_capacity(max_batch.min(1 << 16)),
                 timestamps: crate::json::Rfc3339Writer::default(),
                 encode_ns: 0,
+                redactor: config.redactor,
+                scratch: Vec::new(),
             },
             next_index: 0,
             prev: config.chain.prev,
