@@ -92,6 +92,7 @@
 mod affinity;
 mod capture;
 mod clock;
+pub mod config;
 mod event;
 mod hasher;
 mod json;

@@ -166,6 +166,23 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
     }
 }
 
+impl<T: Payload> fmt::Debug for RuntimeBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeBuilder")
+            .field("key", &self.key)
+            .field("sinks", &self.sinks.len())
+            .field("max_batch", &self.max_batch)
+            .field("max_delay", &self.max_delay)
+            .field("chain", &self.chain)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("parallel_hashing", &self.parallel_hashing)
+            .field("report_interval", &self.report_interval)
+            .field("signer_core", &self.signer_core)
+            .field("redactions", &self.redactions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Payload> RuntimeBuilder<T> {
     /// The key that signs every seal.
     pub fn signing_key(mut self, key: SigningKey) -> Self {
