@@ -368,6 +368,7 @@ impl Verifier {
             expected_seq: None,
             pending: Pending::default(),
             after_close: None,
+            on_event: None,
         }
     }
 }
@@ -433,9 +434,18 @@ pub struct Verification<'v> {
     pending: Pending,
     /// Lines after a close seal and before the next open seal.
     after_close: Option<(u64, u64)>,
+    /// Called with the first bytes (up to 4 KiB) of every event line.
+    on_event: Option<Box<dyn FnMut(&[u8]) + 'v>>,
 }
 
-impl Verification<'_> {
+impl<'v> Verification<'v> {
+    /// Calls `f` with every event line (its first 4 KiB) as it is read, so
+    /// a tool can compute over the log in the same streaming pass that
+    /// verifies it.
+    pub fn on_event(&mut self, f: impl FnMut(&[u8]) + 'v) {
+        self.on_event = Some(Box::new(f));
+    }
+
     /// Reads one file of the log.
     ///
     /// # Errors
@@ -623,6 +633,9 @@ impl Verification<'_> {
             }
             LineKind::Event(header) => {
                 self.report.events += 1;
+                if let Some(f) = self.on_event.as_mut() {
+                    f(head);
+                }
                 self.event(Some(header), leaf);
             }
             LineKind::Unknown => {

@@ -193,3 +193,74 @@ fn usage_and_key_errors_exit_2_with_the_fix() {
     assert_eq!(run(&["verify"]).status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn stats_plot_and_tail() {
+    let dir = tempdir("stats");
+    let key = dir.join("k.pem");
+    assert!(
+        run(&["keygen", "--out", key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let public = dir.join("p.pem");
+    std::fs::write(
+        &public,
+        run(&["pubkey", "--key", key.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let log = dir.join("audit.jsonl");
+    write_log(&key, &log, 300);
+    let (public_s, log_s) = (public.to_str().unwrap(), log.to_str().unwrap());
+
+    let svg = dir.join("plot.svg");
+    let out = run(&[
+        "stats",
+        "--key",
+        public_s,
+        "--plot",
+        svg.to_str().unwrap(),
+        "--distribution",
+        log_s,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("db.query"), "{stdout}");
+    assert!(stdout.contains("300 events with a latency"), "{stdout}");
+    assert!(stdout.contains("log verified: intact"));
+    assert!(
+        stdout.contains("Value     Percentile TotalCount"),
+        "distribution printed"
+    );
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg") && plot.trim_end().ends_with("</svg>"));
+    assert!(plot.contains("polyline"));
+
+    // A tampered log: statistics with a warning, and the verify status.
+    let bytes = std::fs::read_to_string(&log)
+        .unwrap()
+        .replacen("db.query", "db.qoery", 1);
+    let tampered = dir.join("tampered.jsonl");
+    std::fs::write(&tampered, bytes).unwrap();
+    let out = run(&["stats", "--key", public_s, tampered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).0.contains("WARNING: the log is TAMPERED"));
+
+    // Not an auditring log.
+    let other = dir.join("other.txt");
+    std::fs::write(&other, "hello\nworld\n").unwrap();
+    let out = run(&["stats", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("not an auditring log"));
+
+    let out = run(&["tail", "-n", "3", log_s]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert!(
+        stdout.lines().last().unwrap().contains("seal #"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("db.query"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

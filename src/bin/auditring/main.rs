@@ -1,4 +1,5 @@
-//! `auditring`: key management and verification of auditring logs.
+//! `auditring`: key management, verification, statistics and a readable
+//! tail of auditring logs.
 //!
 //! Exit status: 0 success (for `verify`: the log is intact), 1 the log shows
 //! tampering, 2 usage or I/O error, 3 the log is authentic but incomplete.
@@ -11,6 +12,10 @@ use std::time::Instant;
 use auditring::verify::{Report, Status, Verifier};
 use auditring::{PublicKey, SigningKey};
 use clap::{Parser, Subcommand};
+
+mod plot;
+mod stats;
+mod tail;
 
 /// Exit status for usage and I/O errors.
 const USAGE_OR_IO: u8 = 2;
@@ -64,6 +69,33 @@ enum Command {
         #[arg(long)]
         rotate_bytes: Option<u64>,
     },
+    /// Latency percentiles and event counts per action and decision, read
+    /// from a log (verified on the way when --key is given).
+    Stats {
+        /// A trusted public key; with it, the log is verified in the same pass.
+        #[arg(long = "key")]
+        keys: Vec<PathBuf>,
+        /// Also write a latency percentile plot (SVG) to this file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// Also print each histogram in the HdrHistogram percentile-distribution format.
+        #[arg(long)]
+        distribution: bool,
+        /// The log files, oldest first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a log's records readably; with --follow, keep printing new ones.
+    Tail {
+        /// Keep printing records as they are written (follows rotation).
+        #[arg(long, short)]
+        follow: bool,
+        /// How many of the last records to print first.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        lines: usize,
+        /// The log file.
+        file: PathBuf,
+    },
     /// Verify log files (oldest first) against trusted public keys.
     ///
     /// Exit status: 0 intact, 1 tampered, 3 incomplete (loss, unsealed
@@ -103,6 +135,17 @@ fn main() -> ExitCode {
             quiet,
             files,
         } => verify(&keys, json, quiet, &files),
+        Command::Stats {
+            keys,
+            plot,
+            distribution,
+            files,
+        } => stats_command(&keys, plot.as_deref(), distribution, &files),
+        Command::Tail {
+            follow,
+            lines,
+            file,
+        } => tail::run(&file, lines, follow),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -225,11 +268,80 @@ fn demo(
     Ok(0)
 }
 
-fn verify(keys: &[PathBuf], json: bool, quiet: bool, files: &[PathBuf]) -> Result<u8, String> {
-    let keys = keys
-        .iter()
+fn load_keys(keys: &[PathBuf]) -> Result<Vec<PublicKey>, String> {
+    keys.iter()
         .map(|p| PublicKey::from_file(p).map_err(|e| format!("{}: {e}", p.display())))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+fn stats_command(
+    keys: &[PathBuf],
+    plot: Option<&Path>,
+    distribution: bool,
+    files: &[PathBuf],
+) -> Result<u8, String> {
+    let keys = load_keys(keys)?;
+    let stats = stats::compute(files, keys)?;
+    if stats.report.events == 0 {
+        return Err(format!(
+            "no auditring event in {}: not an auditring log (check the path)",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    stats::print_table(&stats);
+    if distribution {
+        stats::print_distributions(&stats);
+    }
+    if stats.unreadable > 0 {
+        println!(
+            "{} event line(s) could not be read and are not counted",
+            stats.unreadable
+        );
+    }
+    if let Some(path) = plot {
+        let title = format!(
+            "enforcement latency, {}",
+            files
+                .last()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default()
+        );
+        std::fs::write(path, plot::svg(&stats, &title))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("plot: {}", path.display());
+    }
+    Ok(match stats.status {
+        None => {
+            println!("not verified: pass --key PUBLIC.pem to check the log while reading it");
+            0
+        }
+        Some(Status::Intact) => {
+            println!("log verified: intact");
+            0
+        }
+        Some(status) => {
+            let code = status.exit_code() as u8;
+            println!(
+                "WARNING: the log is {} ({} tamper and {} incompleteness finding(s)): run `auditring verify` for details; these statistics may not be trustworthy",
+                if status == Status::Tampered {
+                    "TAMPERED"
+                } else {
+                    "INCOMPLETE"
+                },
+                stats.report.tamper,
+                stats.report.incomplete
+            );
+            code
+        }
+    })
+}
+
+fn verify(keys: &[PathBuf], json: bool, quiet: bool, files: &[PathBuf]) -> Result<u8, String> {
+    let keys = load_keys(keys)?;
     let total: u64 = files
         .iter()
         .map(|f| {

@@ -1,0 +1,171 @@
+//! `auditring stats`: latency percentiles and counts per action and
+//! decision, computed from a log in the same streaming pass that verifies it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use auditring::PublicKey;
+use auditring::stats::percentile_distribution;
+use auditring::verify::{Status, Verifier};
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+
+/// The payload fields the statistics read.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    payload: Payload<'a>,
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow, default)]
+    action: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    decision: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    enforcement_latency_us: Option<u64>,
+    #[serde(default)]
+    dispatch_status: Option<u64>,
+    #[serde(default)]
+    dispatch_latency_us: Option<u64>,
+}
+
+/// Histograms of one (action, decision) pair.
+pub struct Row {
+    pub enforcement: Histogram<u64>,
+    pub dispatch: Histogram<u64>,
+}
+
+impl Default for Row {
+    fn default() -> Self {
+        let h = || Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
+        Self {
+            enforcement: h(),
+            dispatch: h(),
+        }
+    }
+}
+
+pub struct LogStats {
+    pub rows: BTreeMap<(String, String), Row>,
+    pub unreadable: u64,
+    pub status: Option<Status>,
+    pub report: auditring::verify::Report,
+}
+
+/// Reads the log once: verification (when keys are given) and statistics.
+pub fn compute(files: &[PathBuf], keys: Vec<PublicKey>) -> Result<LogStats, String> {
+    let verified = !keys.is_empty();
+    let verifier = Verifier::new(keys);
+    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
+    let mut unreadable = 0u64;
+    let report = {
+        let mut run = verifier.start();
+        run.on_event(
+            |head: &[u8]| match serde_json::from_slice::<Line<'_>>(head) {
+                Ok(line) => {
+                    let p = line.payload;
+                    let key = (
+                        p.action.map(|a| a.into_owned()).unwrap_or_default(),
+                        p.decision.map(|d| d.into_owned()).unwrap_or_default(),
+                    );
+                    let row = rows.entry(key).or_default();
+                    if let Some(us) = p.enforcement_latency_us {
+                        row.enforcement.saturating_record(us.max(1));
+                    }
+                    if p.dispatch_status.unwrap_or(0) != 0 {
+                        if let Some(us) = p.dispatch_latency_us {
+                            row.dispatch.saturating_record(us.max(1));
+                        }
+                    }
+                }
+                Err(_) => unreadable += 1,
+            },
+        );
+        for path in files {
+            let file = std::fs::File::open(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            run.feed(
+                &path.display().to_string(),
+                std::io::BufReader::with_capacity(1 << 20, file),
+                &mut |_| {},
+            )
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        }
+        run.finish()
+    };
+    Ok(LogStats {
+        rows,
+        unreadable,
+        status: verified.then(|| report.status()),
+        report,
+    })
+}
+
+/// The percentile table.
+pub fn print_table(stats: &LogStats) {
+    println!(
+        "{:<24} {:<8} {:>10} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
+        "action",
+        "decision",
+        "events",
+        "enf p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "disp p50",
+        "p99",
+        "max"
+    );
+    let mut total = 0;
+    for ((action, decision), row) in &stats.rows {
+        let e = &row.enforcement;
+        let d = &row.dispatch;
+        let q = |h: &Histogram<u64>, q: f64| {
+            if h.is_empty() {
+                "-".to_owned()
+            } else {
+                h.value_at_quantile(q).to_string()
+            }
+        };
+        total += e.len();
+        println!(
+            "{:<24} {:<8} {:>10} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
+            truncate(action, 24),
+            truncate(decision, 8),
+            e.len(),
+            q(e, 0.5),
+            q(e, 0.9),
+            q(e, 0.99),
+            q(e, 0.999),
+            q(e, 1.0),
+            q(d, 0.5),
+            q(d, 0.99),
+            q(d, 1.0)
+        );
+    }
+    println!(
+        "latencies in microseconds; {total} events with a latency in {} (action, decision) pairs",
+        stats.rows.len()
+    );
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+/// The HdrHistogram percentile distribution of every pair's enforcement
+/// latency.
+pub fn print_distributions(stats: &LogStats) {
+    for ((action, decision), row) in &stats.rows {
+        println!("# enforcement_latency_us action={action} decision={decision}");
+        print!("{}", percentile_distribution(&row.enforcement, 1.0));
+        println!();
+    }
+}

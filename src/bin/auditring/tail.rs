@@ -1,0 +1,216 @@
+//! `auditring tail`: prints a log's records readably, and with `--follow`
+//! keeps printing new ones as they are written (across rotations).
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+struct Record<'a> {
+    kind: &'a str,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    ts: Option<&'a str>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+    #[serde(default)]
+    seal: Option<u64>,
+    #[serde(default)]
+    reason: Option<&'a str>,
+    #[serde(default)]
+    seq_start: Option<u64>,
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default)]
+    dropped: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct Payload<'a> {
+    #[serde(borrow, default)]
+    action: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    resource: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    decision: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    deny_reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    agent_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    enforcement_latency_us: Option<u64>,
+}
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// One record as a readable line.
+fn render(line: &[u8], style: &Style) -> String {
+    let Ok(r) = serde_json::from_slice::<Record<'_>>(line) else {
+        return style.paint(
+            "33",
+            &format!("(not a record) {}", String::from_utf8_lossy(line)),
+        );
+    };
+    match r.kind {
+        "event" => {
+            let raw = r.payload.map(RawValue::get).unwrap_or("{}");
+            let p: Payload<'_> = serde_json::from_str(raw).unwrap_or_default();
+            if p.action.is_none() && p.decision.is_none() {
+                return format!("{} #{:<8} {raw}", r.ts.unwrap_or("?"), r.seq.unwrap_or(0));
+            }
+            let decision = p.decision.as_deref().unwrap_or("?");
+            let painted = match decision {
+                "allow" => style.paint("32", &format!("{decision:<5}")),
+                "deny" => style.paint("31", &format!("{decision:<5}")),
+                _ => style.paint("33", &format!("{decision:<5}")),
+            };
+            let mut out = format!(
+                "{} #{:<8} {painted} {:<14} {:<16} {:>6}µs  {}",
+                r.ts.unwrap_or("?"),
+                r.seq.unwrap_or(0),
+                p.action.as_deref().unwrap_or(""),
+                p.agent_id.as_deref().unwrap_or(""),
+                p.enforcement_latency_us.unwrap_or(0),
+                p.resource.as_deref().unwrap_or("")
+            );
+            if let Some(reason) = p.deny_reason.as_deref().filter(|r| !r.is_empty()) {
+                out.push_str(&format!("  ({reason})"));
+            }
+            out
+        }
+        "seal" => {
+            let count = r.count.unwrap_or(0);
+            let start = r.seq_start.unwrap_or(0);
+            let range = if count > 0 {
+                format!(" seq {}..{}", start, start + count - 1)
+            } else {
+                String::new()
+            };
+            let dropped = match r.dropped {
+                Some(d) if d > 0 => style.paint("31", &format!(", {d} dropped")),
+                _ => String::new(),
+            };
+            style.paint(
+                "2",
+                &format!(
+                    "──── seal #{} {}: {count} events{range}{dropped}",
+                    r.seal.unwrap_or(0),
+                    r.reason.unwrap_or("?")
+                ),
+            )
+        }
+        other => style.paint("33", &format!("(unknown kind {other:?})")),
+    }
+}
+
+/// Prints the last `lines` records of `path`, then follows it if asked.
+pub fn run(path: &Path, lines: usize, follow: bool) -> Result<u8, String> {
+    let style = Style {
+        color: io::stdout().is_terminal(),
+    };
+    let open = |p: &Path| File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let mut file = open(path)?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).map_err(|e| e.to_string())?;
+    let mut offset = text.len() as u64;
+    let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut partial = text[complete..].to_vec();
+    let all: Vec<&[u8]> = text[..complete]
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut out = io::stdout().lock();
+    for line in &all[all.len().saturating_sub(lines)..] {
+        let _ = writeln!(out, "{}", render(line, &style));
+    }
+    let _ = out.flush();
+    if !follow {
+        return Ok(0);
+    }
+    drop(out);
+    let identity = |f: &File| {
+        f.metadata().ok().map(|m| {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt;
+                m.ino()
+            }
+            #[cfg(not(unix))]
+            {
+                m.len()
+            }
+        })
+    };
+    let mut current = identity(&file);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+            // Rotated (a new file at the path) or truncated: start over.
+            if let Ok(fresh) = File::open(path) {
+                let len = fresh.metadata().map(|m| m.len()).unwrap_or(0);
+                if identity(&fresh) != current || len < offset {
+                    file = fresh;
+                    current = identity(&file);
+                    offset = 0;
+                    partial.clear();
+                    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+                }
+            }
+            continue;
+        }
+        offset += n as u64;
+        partial.extend_from_slice(&buf[..n]);
+        let mut out = io::stdout().lock();
+        while let Some(i) = partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=i).collect();
+            if line.len() > 1
+                && writeln!(out, "{}", render(&line[..line.len() - 1], &style)).is_err()
+            {
+                return Ok(0); // the reader went away (e.g. `| head`)
+            }
+        }
+        let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_and_seals_render() {
+        let style = Style { color: false };
+        let event = br#"{"v":1,"kind":"event","stream":"s","seq":7,"id":"i","ts":"2024-11-26T10:00:00.001000000Z","payload":{"action":"http.get","agent_id":"a7","resource":"https://x","decision":"deny","deny_reason":"nope","enforcement_latency_us":12}}"#;
+        let text = render(event, &style);
+        assert!(text.contains("#7"), "{text}");
+        assert!(text.contains("deny"));
+        assert!(text.contains("12µs"));
+        assert!(text.contains("(nope)"));
+        let seal = br#"{"v":1,"kind":"seal","stream":"s","seal":3,"reason":"size","seq_start":8,"count":4,"dropped":2}"#;
+        let text = render(seal, &style);
+        assert!(
+            text.contains("seal #3 size: 4 events seq 8..11, 2 dropped"),
+            "{text}"
+        );
+        assert!(render(b"garbage", &style).contains("not a record"));
+    }
+}
