@@ -418,6 +418,9 @@ impl Pending {
     }
 }
 
+/// A callback on every event line.
+type EventHook<'v> = Box<dyn FnMut(&[u8]) + 'v>;
+
 /// A verification in progress; see [`Verifier::start`].
 pub struct Verification<'v> {
     verifier: &'v Verifier,
@@ -435,7 +438,7 @@ pub struct Verification<'v> {
     /// Lines after a close seal and before the next open seal.
     after_close: Option<(u64, u64)>,
     /// Called with the first bytes (up to 4 KiB) of every event line.
-    on_event: Option<Box<dyn FnMut(&[u8]) + 'v>>,
+    on_event: Option<EventHook<'v>>,
 }
 
 impl<'v> Verification<'v> {
