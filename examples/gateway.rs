@@ -29,13 +29,16 @@ fn env_u64(name: &str, default: u64) -> u64 {
     }
 }
 
+const TICK: Duration = Duration::from_millis(1);
+
 const ACTIONS: [&str; 4] = ["http.get", "http.post", "tool.call", "llm.inference"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workers = env_u64("GATEWAY_WORKERS", 2).max(1) as usize;
     let events = env_u64("GATEWAY_EVENTS", 250_000);
     let rate = env_u64("GATEWAY_RATE", 50_000);
-    let pace = Duration::from_nanos(1_000_000_000u64.checked_div(rate).unwrap_or(0));
+    // Decisions per 1 ms tick and worker; 0 = no pacing.
+    let per_tick = rate.div_ceil(1000);
     let cores = auditring::available_cores();
 
     let dir = match std::env::var_os("GATEWAY_DIR") {
@@ -74,11 +77,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();
                     let session = format!("sess-{w:04}-0192f3a4-5b6c-7d8e");
                     barrier.wait();
-                    let mut next = Instant::now();
+                    // Decisions arrive in 1 ms bursts (`per_tick` each), as
+                    // requests do; between bursts the worker sleeps, leaving
+                    // the CPU to other work (and to the signer).
+                    let mut tick = Instant::now();
                     for i in 0..events {
-                        next += pace;
-                        while Instant::now() < next {
-                            std::hint::spin_loop();
+                        if per_tick > 0 && i % per_tick == 0 && i > 0 {
+                            tick += TICK;
+                            if let Some(rest) = tick.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(rest);
+                            }
                         }
                         let deny = i % 10 == 0;
                         let start = clock.raw();
@@ -113,30 +121,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hist.add(h.join().expect("worker panicked"))?;
     }
     let recording = started.elapsed();
+    // Let the signer catch up, then read its histograms.
+    while runtime.stats().sealed < runtime.stats().accepted {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let snapshot = runtime.stats_snapshot();
     let report = runtime.shutdown()?;
     let elapsed = started.elapsed();
 
     println!("gateway: {workers} workers x {events} decisions, target {rate}/s per worker");
+    println!();
     println!(
-        "record() latency ns:          p50={} p99={} p99.9={} max={}",
+        "{:<28} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "latency", "count", "p50", "p99", "p99.9", "max", "unit"
+    );
+    println!(
+        "{:<28} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "record() (hot path)",
+        hist.len(),
         hist.value_at_quantile(0.50),
         hist.value_at_quantile(0.99),
         hist.value_at_quantile(0.999),
-        hist.max()
+        hist.max(),
+        "ns"
     );
-    let sealed = &report.seal_latency_us;
+    for stage in &snapshot.stages {
+        let l = &stage.latency;
+        println!(
+            "{:<28} {:>10} {:>8} {:>8} {:>8} {:>8} {:>10}",
+            stage.stage.as_str(),
+            l.count,
+            l.p50,
+            l.p99,
+            l.p999,
+            l.max,
+            stage.unit
+        );
+    }
+    println!();
     println!(
-        "capture -> sealed+written us: p50={} p99={} p99.9={} max={}",
-        sealed.value_at_quantile(0.50),
-        sealed.value_at_quantile(0.99),
-        sealed.value_at_quantile(0.999),
-        sealed.max()
+        "{:<16} {:<8} {:>10} {:>12} {:>12} {:>12}",
+        "action", "decision", "events", "enforce p50", "p99", "max (us)"
     );
+    for row in &snapshot.payload {
+        let e = &row.enforcement_us;
+        println!(
+            "{:<16} {:<8} {:>10} {:>12} {:>12} {:>12}",
+            row.action, row.decision, e.count, e.p50, e.p99, e.max
+        );
+    }
+    println!();
     println!(
-        "accepted={} sealed={} dropped={} seals={} sink_errors={}; recorded in {:.2?}, all sealed after {:.2?}",
+        "accepted={} sealed={} dropped={} refused={} seals={} sink_errors={}; recorded in {:.2?}, all sealed after {:.2?}",
         report.accepted,
         report.sealed,
         report.dropped,
+        report.refused,
         report.seals,
         report.sink_errors,
         recording,
