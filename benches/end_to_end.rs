@@ -5,6 +5,8 @@
 //! blocking channel send), in the same run:
 //!
 //! - `auditring`: default batching (one seal per 1024 events);
+//! - `auditring_fsync_every_batch`: the same with `FsyncPolicy::EveryBatch`
+//!   (every batch on stable storage before it counts as written);
 //! - `auditring_batch1`: `max_batch = 1`, one signature per event through the
 //!   same code path;
 //! - `seed_per_event`: the seed designs' pipeline: an owned-`String` payload
@@ -26,7 +28,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use auditring::sink::FileSink;
+use auditring::sink::{FileSink, FsyncPolicy};
 use auditring::verify::{Status, Verifier};
 use auditring::{AuditPayload, FullPolicy, Runtime, SigningKey};
 use hdrhistogram::Histogram;
@@ -77,10 +79,21 @@ fn print(name: &str, o: &Outcome) {
     );
 }
 
-fn run_auditring(key: &SigningKey, path: &Path, events: u64, max_batch: usize) -> Outcome {
+fn run_auditring(
+    key: &SigningKey,
+    path: &Path,
+    events: u64,
+    max_batch: usize,
+    fsync: FsyncPolicy,
+) -> Outcome {
+    let sink = FileSink::builder(path)
+        .fsync(fsync)
+        .open()
+        .expect("open the log");
     let runtime = Runtime::<AuditPayload>::builder()
         .signing_key(key.clone())
-        .sink(FileSink::open(path).expect("open the log"))
+        .sink(sink)
+        .report_interval(None)
         .max_batch(max_batch)
         .lane_capacity(4096)
         .max_producers(1)
@@ -208,12 +221,15 @@ fn main() {
     let batch1 = dir.join("auditring_batch1.jsonl");
     let seed = dir.join("seed.jsonl");
 
-    let a = run_auditring(&key, &batched, sizes.batched, 1024);
+    let a = run_auditring(&key, &batched, sizes.batched, 1024, FsyncPolicy::default());
     print("auditring", &a);
     if std::env::var_os("AUDITRING_BENCH_BATCHED_ONLY").is_some() {
         return;
     }
-    let b = run_auditring(&key, &batch1, sizes.per_event, 1);
+    let synced = dir.join("auditring_fsync.jsonl");
+    let f = run_auditring(&key, &synced, sizes.batched, 1024, FsyncPolicy::EveryBatch);
+    print("auditring_fsync_every_batch", &f);
+    let b = run_auditring(&key, &batch1, sizes.per_event, 1, FsyncPolicy::default());
     print("auditring_batch1", &b);
     let s = run_seed(&key, &seed, sizes.per_event);
     print("seed_per_event", &s);
