@@ -1,12 +1,15 @@
 //! Hot-path latency of recording one full audit event.
 //!
 //! Every contender does the same work per call, inside the timed window:
-//! build the same full audit event (`event_fields`), take a capture stamp
+//! build the same full audit event (`common/event.rs`), take a capture stamp
 //! with a raw `quanta` counter read, and enqueue the event for one consumer
 //! thread.
 //!
 //! - `auditring`: `Recorder::record` fills the ring slot in place; the
 //!   recorder reads the capture stamp itself (the same raw `quanta` read).
+//! - `auditring_runtime`: the same recorder, drained by a full `Runtime`
+//!   (signer, writer and hasher threads) with two redacted fields (HMAC and
+//!   mask) and the HDR histograms on: the hot path must not notice them.
 //! - `rtrb`: an `AuditPayload` filled on the stack and pushed by value, with
 //!   the stamp, as `(u64, AuditPayload)` into a single-producer ring (run
 //!   with one producer only).
@@ -70,7 +73,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 
-use auditring::{AuditPayload, Capture, Decision, FullPolicy, RecordError};
+use auditring::{AuditPayload, Capture, FullPolicy, RecordError};
 use crossbeam::queue::ArrayQueue;
 use hdrhistogram::Histogram;
 use quanta::Clock;
@@ -94,213 +97,10 @@ const ROUNDS: u64 = 20;
 /// saturate.
 const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
 
-// Value pools for the event fields. Events draw from them by index, so the
-// payload contents and string lengths vary from call to call without any
-// formatting or allocation in the fixed-size contenders.
+#[path = "common/event.rs"]
+mod event;
 
-const SESSION_IDS: [&str; 8] = [
-    "6513270e-269e-4d37-b2a7-4de452e6b438",
-    "d23f0824-128b-4f33-8c5c-7fd0a6a3a450",
-    "9531985d-5d9d-49f8-9818-e811892f902b",
-    "36f675cc-81e7-4ef5-a8e2-5d940ed90475",
-    "6b0d549b-6f03-475a-9600-a35a099950d8",
-    "8d116ece-1738-47d9-bd9c-172411e20b8f",
-    "90c192cf-d3ac-44af-8f21-ddb66cad4a26",
-    "a170b338-3926-4059-b28c-105d1fb17c23",
-];
-
-const TOKEN_IDS: [&str; 8] = [
-    "tok_1c17149d439536b3216fdaeeb975",
-    "tok_729fae923d5a4fd12aabfe228f21",
-    "tok_9e9cb0eb53f16947ccf25ec84d8d",
-    "tok_bc74254770f58904dba41ecccc3f",
-    "tok_c1626e53a13043b026c48bbf33fe",
-    "tok_ff9243a8f506b40928b5b7a767c7",
-    "tok_6fb008f86bebb2737f6a6f0fb23c",
-    "tok_6f5da2cec255404e4fb440034d66",
-];
-
-const AGENT_IDS: [&str; 8] = [
-    "agent-research-00017",
-    "agent-billing-000342",
-    "agent-support-000058",
-    "agent-codegen-001204",
-    "agent-triage-0000931",
-    "agent-planner-000077",
-    "agent-search-0002210",
-    "agent-ops-0000000415",
-];
-
-const ACTIONS: [&str; 4] = ["http.get", "http.post", "llm.inference", "db.query"];
-
-const RESOURCES: [&str; 8] = [
-    "https://api.example.com/v1/customers/48213/orders?limit=50",
-    "https://billing.internal.example.net/v2/invoices/2024-0192",
-    "https://api.example.com/v1/search?q=quarterly+revenue+report",
-    "https://llm.gateway.example.org/v1/chat/completions/model-x",
-    "postgres://analytics.db.example.net:5432/warehouse/sales_q3",
-    "https://storage.example.com/buckets/audit-archive/obj/91ad",
-    "https://api.partner.example.io/v3/shipments/track/ZX9913AB",
-    "https://hooks.example.com/services/T024BE7LD/B01/notify-ops",
-];
-
-const DENY_REASONS: [&str; 4] = [
-    "egress to billing.internal not in allowlist",
-    "token scope lacks write:orders capability",
-    "rate limit exceeded for agent in window 60s",
-    "resource matches deny rule pii-export-01",
-];
-
-const CONTEXT_HASHES: [&str; 8] = [
-    "sha256:6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-    "sha256:4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a",
-    "sha256:dbc1b4c900ffe48d575b5da5c638040125f65db0fe3e24494b76ea986457d986",
-    "sha256:084fed08b978af4d7d196a7446a86b58009e636b611db16211b65a9aadff29c5",
-    "sha256:e52d9c508c502347344d8c07ad91cbd6068afc75ff6292f062a09ca381c89e71",
-    "sha256:e77b9a9ae9e30b0dbdb6f510a264ef9de781501d7b6b92ae89eb059c5ab743db",
-    "sha256:67586e98fad27da0b9968bc039a1ef34c939b9b8e523a8bef89d478608c5ecf6",
-    "sha256:ca358758f6d27e6cf45272937977a748fd88391db679ceda7dc7bf1f005ee879",
-];
-
-const BUNDLE_VERSIONS: [&str; 2] = ["policy-v12", "policy-v13"];
-
-const SANDBOX_IDS: [&str; 4] = [
-    "sbx-run-000000041872",
-    "sbx-run-000000041873",
-    "sbx-run-000000041899",
-    "sbx-run-000000042010",
-];
-
-/// The values of event `i`: every contender records exactly these.
-struct EventFields {
-    session_id: &'static str,
-    token_id: &'static str,
-    agent_id: &'static str,
-    action: &'static str,
-    resource: &'static str,
-    decision: Decision,
-    deny_reason: &'static str,
-    enforcement_latency_us: u64,
-    context_hash: &'static str,
-    bundle_version: &'static str,
-    dispatch_status: u16,
-    dispatch_latency_us: u64,
-    response_size: u64,
-    sandbox_id: &'static str,
-}
-
-#[inline(always)]
-fn pick<const N: usize>(pool: &[&'static str; N], k: u64) -> &'static str {
-    pool[(k % N as u64) as usize]
-}
-
-/// Event `i`: a session emits a few events in a row; every 10th event is a
-/// deny with a reason and no dispatch.
-#[inline(always)]
-fn event_fields(i: u64) -> EventFields {
-    let session = i / 4;
-    let deny = i % 10 == 0;
-    EventFields {
-        session_id: pick(&SESSION_IDS, session),
-        token_id: pick(&TOKEN_IDS, session),
-        agent_id: pick(&AGENT_IDS, session / 3),
-        action: pick(&ACTIONS, i),
-        resource: pick(&RESOURCES, i / 2),
-        decision: if deny {
-            Decision::Deny
-        } else {
-            Decision::Allow
-        },
-        deny_reason: if deny {
-            pick(&DENY_REASONS, i / 10)
-        } else {
-            ""
-        },
-        enforcement_latency_us: 3 + i % 29,
-        context_hash: pick(&CONTEXT_HASHES, i),
-        bundle_version: pick(&BUNDLE_VERSIONS, i / 1000),
-        dispatch_status: if deny {
-            0
-        } else if i % 17 == 0 {
-            404
-        } else {
-            200
-        },
-        dispatch_latency_us: if deny { 0 } else { 150 + i % 850 },
-        response_size: if deny { 0 } else { 256 + (i * 37) % 16_384 },
-        sandbox_id: pick(&SANDBOX_IDS, session / 16),
-    }
-}
-
-/// Writes event `i` into an `AuditPayload`; shared by every contender that
-/// carries the fixed-size payload.
-#[inline(always)]
-fn fill(e: &mut AuditPayload, i: u64) {
-    let f = event_fields(i);
-    e.set_session_id(f.session_id)
-        .set_token_id(f.token_id)
-        .set_agent_id(f.agent_id)
-        .set_action(f.action)
-        .set_resource(f.resource)
-        .set_deny_reason(f.deny_reason)
-        .set_context_hash(f.context_hash)
-        .set_bundle_version(f.bundle_version)
-        .set_sandbox_id(f.sandbox_id);
-    e.decision = f.decision;
-    e.enforcement_latency_us = f.enforcement_latency_us;
-    e.dispatch_status = f.dispatch_status;
-    e.dispatch_latency_us = f.dispatch_latency_us;
-    e.response_size = f.response_size;
-}
-
-/// The seed's payload shape: an owned `String` per string field, signed
-/// integers, and the capture stamp. The consumer reads only the stamp and
-/// one number (as it does for every contender); the other fields are carried
-/// so that building and freeing them costs what it costs in the seed.
-#[allow(dead_code)]
-struct SeedEvent {
-    captured_at: u64,
-    session_id: String,
-    token_id: String,
-    agent_id: String,
-    action: String,
-    resource: String,
-    decision: i32,
-    deny_reason: String,
-    enforcement_latency_us: i64,
-    context_hash: String,
-    bundle_version: String,
-    dispatch_status: i32,
-    dispatch_latency_us: i64,
-    response_size: i64,
-    sandbox_id: String,
-}
-
-#[inline(always)]
-fn seed_event(captured_at: u64, i: u64) -> SeedEvent {
-    let f = event_fields(i);
-    SeedEvent {
-        captured_at,
-        session_id: f.session_id.to_string(),
-        token_id: f.token_id.to_string(),
-        agent_id: f.agent_id.to_string(),
-        action: f.action.to_string(),
-        resource: f.resource.to_string(),
-        decision: match f.decision {
-            Decision::Allow => 0,
-            Decision::Deny => 1,
-            Decision::Abort => 2,
-        },
-        deny_reason: f.deny_reason.to_string(),
-        enforcement_latency_us: f.enforcement_latency_us as i64,
-        context_hash: f.context_hash.to_string(),
-        bundle_version: f.bundle_version.to_string(),
-        dispatch_status: i32::from(f.dispatch_status),
-        dispatch_latency_us: f.dispatch_latency_us as i64,
-        response_size: f.response_size as i64,
-        sandbox_id: f.sandbox_id.to_string(),
-    }
-}
+use event::{SeedPayload, fill, seed_payload};
 
 /// Keeps the CPU from moving instructions across a counter read.
 #[inline(always)]
@@ -553,6 +353,81 @@ fn bench_auditring(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogra
     (m.histogram, stats.dropped)
 }
 
+/// Counts the events the runtime wrote: the "drained" signal of the
+/// runtime contender.
+struct CountingSink(std::sync::Arc<AtomicU64>);
+
+impl auditring::sink::Sink for CountingSink {
+    fn write_batch(&mut self, batch: &auditring::sink::Batch<'_>) -> std::io::Result<()> {
+        self.0.fetch_add(batch.events(), Ordering::Release);
+        black_box(batch.bytes().len());
+        Ok(())
+    }
+}
+
+/// The same recorder, fed to a full runtime: the signer thread drains,
+/// redacts two fields (HMAC and mask), keeps the HDR histograms, encodes,
+/// hashes and signs. The producer's side must cost what it costs without
+/// all that.
+fn bench_auditring_runtime(
+    clock: &Clock,
+    plan: Plan<'_>,
+    producers: usize,
+) -> (Histogram<u64>, u64) {
+    let written = std::sync::Arc::new(AtomicU64::new(0));
+    let runtime = auditring::Runtime::<AuditPayload>::builder()
+        .signing_key(auditring::SigningKey::generate())
+        .sink(CountingSink(std::sync::Arc::clone(&written)))
+        .lane_capacity(CAPACITY_PER_PRODUCER)
+        .max_producers(producers)
+        .full_policy(FullPolicy::Drop)
+        .max_batch(128)
+        .max_delay(std::time::Duration::from_micros(200))
+        .redact("session_id", auditring::Redaction::Hmac)
+        .redact("agent_id", auditring::Redaction::Mask)
+        .redaction_key(b"benchmark redaction key".to_vec())
+        .report_interval(None)
+        .build()
+        .expect("valid runtime configuration");
+    let ops: Vec<_> = (0..producers)
+        .map(|_| {
+            let mut recorder = runtime.recorder().expect("a free lane");
+            move |i| match recorder.record(|e| fill(e, i)) {
+                Ok(()) => true,
+                Err(RecordError::Full) => false,
+                Err(err) => panic!("record failed: {err}"),
+            }
+        })
+        .collect();
+    let counter = std::sync::Arc::clone(&written);
+    let mut seen = 0;
+    let m = run(clock, plan, ops, move |sink| {
+        let now = counter.load(Ordering::Acquire);
+        let n = now - seen;
+        seen = now;
+        if n > 0 {
+            sink.touch(now, n);
+        }
+        n as usize
+    });
+    let report = runtime.shutdown().expect("clean shutdown");
+    let attempted = plan.events * producers as u64;
+    assert_eq!(
+        report.accepted + report.dropped,
+        attempted,
+        "accepted + dropped == attempted"
+    );
+    assert_eq!(
+        report.dropped, m.failed,
+        "every drop was reported to its caller"
+    );
+    assert_eq!(
+        report.sealed, report.accepted,
+        "every accepted event was sealed"
+    );
+    (m.histogram, report.dropped)
+}
+
 fn bench_rtrb(clock: &Clock, plan: Plan<'_>) -> (Histogram<u64>, u64) {
     let (mut tx, mut rx) = rtrb::RingBuffer::<(u64, AuditPayload)>::new(CAPACITY_PER_PRODUCER);
     let stamp_clock = clock.clone();
@@ -625,18 +500,22 @@ fn bench_channel(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogram<
 }
 
 fn bench_seed(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogram<u64>, u64) {
-    let (tx, rx) = crossbeam::channel::bounded::<SeedEvent>(CAPACITY_PER_PRODUCER * producers);
+    // The seed's payload: an owned `String` per string field, with the
+    // capture stamp; building and freeing the strings costs what it costs
+    // in the seed designs.
+    let (tx, rx) =
+        crossbeam::channel::bounded::<(u64, SeedPayload)>(CAPACITY_PER_PRODUCER * producers);
     let ops: Vec<_> = (0..producers)
         .map(|_| {
             let (clock, tx) = (clock.clone(), tx.clone());
-            move |i| tx.try_send(seed_event(clock.raw(), i)).is_ok()
+            move |i| tx.try_send((clock.raw(), seed_payload(i))).is_ok()
         })
         .collect();
     drop(tx);
     let m = run(clock, plan, ops, move |sink| {
         let mut n = 0;
-        while let Ok(e) = rx.try_recv() {
-            sink.touch(e.captured_at, e.enforcement_latency_us as u64);
+        while let Ok((stamp, e)) = rx.try_recv() {
+            sink.touch(stamp, e.enforcement_latency_us as u64);
             n += 1;
         }
         n
@@ -704,6 +583,7 @@ struct Case {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Contender {
     Auditring,
+    AuditringRuntime,
     Rtrb,
     ArrayQueue,
     Channel,
@@ -711,8 +591,9 @@ enum Contender {
 }
 
 impl Contender {
-    const ALL: [Contender; 5] = [
+    const ALL: [Contender; 6] = [
         Contender::Auditring,
+        Contender::AuditringRuntime,
         Contender::Rtrb,
         Contender::ArrayQueue,
         Contender::Channel,
@@ -722,6 +603,7 @@ impl Contender {
     fn name(self) -> &'static str {
         match self {
             Contender::Auditring => "auditring",
+            Contender::AuditringRuntime => "auditring_runtime",
             Contender::Rtrb => "rtrb",
             Contender::ArrayQueue => "crossbeam_arrayqueue",
             Contender::Channel => "crossbeam_channel",
@@ -732,6 +614,7 @@ impl Contender {
     fn bench(self, clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogram<u64>, u64) {
         match self {
             Contender::Auditring => bench_auditring(clock, plan, producers),
+            Contender::AuditringRuntime => bench_auditring_runtime(clock, plan, producers),
             Contender::Rtrb => bench_rtrb(clock, plan),
             Contender::ArrayQueue => bench_arrayqueue(clock, plan, producers),
             Contender::Channel => bench_channel(clock, plan, producers),
@@ -810,7 +693,12 @@ fn main() {
                     .filter(move |&c| producers == 1 || c != Contender::Rtrb)
                     .map(move |c| Case::new(c, producers, false))
             })
-            .chain(Contender::ALL.map(|c| Case::new(c, 1, true)))
+            .chain(
+                Contender::ALL
+                    .into_iter()
+                    .filter(|&c| c != Contender::AuditringRuntime)
+                    .map(|c| Case::new(c, 1, true)),
+            )
             .collect();
 
         // Round-robin, with the starting case rotating every round, so slow
@@ -843,6 +731,10 @@ fn main() {
         println!(
             "ratio auditring/rtrb p50={:.2}",
             ratio(Contender::Auditring, Contender::Rtrb)
+        );
+        println!(
+            "ratio auditring_runtime/auditring p50={:.2}",
+            ratio(Contender::AuditringRuntime, Contender::Auditring)
         );
         println!(
             "ratio crossbeam_arrayqueue/auditring p50={:.2}",

@@ -552,8 +552,7 @@ impl<'v> Verification<'v> {
                     "the log ends without a close seal (last seal is #{} '{}'): it was truncated, or its writer crashed or is still running",
                     last.index, last.reason
                 );
-                let line = self.line;
-                self.find(FindingKind::MissingClose, (line, line), None, None, detail);
+                self.find_here(FindingKind::MissingClose, detail);
             }
             Some(_) => {}
         }
@@ -589,6 +588,12 @@ impl<'v> Verification<'v> {
         });
     }
 
+    /// A finding about the current line alone, with no seq range.
+    fn find_here(&mut self, kind: FindingKind, detail: String) {
+        let line = self.line;
+        self.find(kind, (line, line), None, None, detail);
+    }
+
     /// Extends the previous finding if it is of the same kind and ends on
     /// the line before; otherwise adds a new one.
     fn find_run(&mut self, kind: FindingKind, line: u64, detail: impl FnOnce() -> String) {
@@ -610,11 +615,8 @@ impl<'v> Verification<'v> {
             LineKind::Seal => {
                 self.report.seals += 1;
                 if len as usize > head.len() {
-                    self.find(
+                    self.find_here(
                         FindingKind::Malformed,
-                        (line, line),
-                        None,
-                        None,
                         format!("seal line of {len} bytes is far longer than any seal"),
                     );
                     self.seal_unreadable();
@@ -623,13 +625,7 @@ impl<'v> Verification<'v> {
                 match Seal::parse_line(head) {
                     Ok((seal, sig)) => self.seal(seal, &sig),
                     Err(e) => {
-                        self.find(
-                            FindingKind::Malformed,
-                            (line, line),
-                            None,
-                            None,
-                            format!("damaged seal line: {e}"),
-                        );
+                        self.find_here(FindingKind::Malformed, format!("damaged seal line: {e}"));
                         self.seal_unreadable();
                     }
                 }
@@ -771,24 +767,14 @@ impl<'v> Verification<'v> {
         let line = self.line;
         let preimage = seal.preimage();
         match self.verifier.keys.get(&seal.key_id) {
-            None => self.find(
-                FindingKind::UnknownKey,
-                (line, line),
-                None,
-                None,
-                format!(
+            None => self.find_here(FindingKind::UnknownKey, format!(
                     "seal #{} is signed by key {}, which is not trusted (pass its public key with --key if it is yours)",
                     seal.index, seal.key_id
                 ),
             ),
             Some(key) => {
                 if !key.verify(&preimage, sig) {
-                    self.find(
-                        FindingKind::BadSignature,
-                        (line, line),
-                        None,
-                        None,
-                        format!("seal #{} has an invalid signature: the seal line was altered", seal.index),
+                    self.find_here(FindingKind::BadSignature, format!("seal #{} has an invalid signature: the seal line was altered", seal.index),
                     );
                 }
             }
@@ -870,12 +856,7 @@ impl<'v> Verification<'v> {
         match self.last_seal.clone() {
             None => {
                 if seal.prev != GENESIS {
-                    self.find(
-                        FindingKind::BrokenChain,
-                        (line, line),
-                        None,
-                        None,
-                        "the first seal does not start the log (its prev is not the genesis value): earlier files or seals are missing; pass every file of the log, oldest first".into(),
+                    self.find_here(FindingKind::BrokenChain, "the first seal does not start the log (its prev is not the genesis value): earlier files or seals are missing; pass every file of the log, oldest first".into(),
                     );
                 }
             }
@@ -891,26 +872,18 @@ impl<'v> Verification<'v> {
                         uuid_string(&seal.stream)
                     )
                 };
-                self.find(FindingKind::Restart, (line, line), None, None, detail);
+                self.find_here(FindingKind::Restart, detail);
                 if let Some(prev) = last.hash {
                     if prev != seal.prev {
-                        self.find(
-                            FindingKind::BrokenChain,
-                            (line, line),
-                            None,
-                            None,
-                            "the opening seal does not link to the previous seal: seals between them were removed or replaced".into(),
+                        self.find_here(FindingKind::BrokenChain, "the opening seal does not link to the previous seal: seals between them were removed or replaced".into(),
                         );
                     }
                 }
             }
         }
         if seal.index != 0 || seal.count != 0 {
-            self.find(
+            self.find_here(
                 FindingKind::Malformed,
-                (line, line),
-                None,
-                None,
                 format!(
                     "an opening seal must have index 0 and seal no events (has index {}, count {})",
                     seal.index, seal.count
@@ -963,11 +936,8 @@ impl<'v> Verification<'v> {
         // The seal's place in the chain.
         match (&self.last_seal, self.stream) {
             (None, _) => {
-                self.find(
+                self.find_here(
                     FindingKind::BrokenChain,
-                    (line, line),
-                    None,
-                    None,
                     format!(
                         "seal #{} comes before any opening seal: the start of the log is missing",
                         seal.index
@@ -975,11 +945,8 @@ impl<'v> Verification<'v> {
                 );
             }
             (Some(_), None) => {
-                self.find(
+                self.find_here(
                     FindingKind::BrokenChain,
-                    (line, line),
-                    None,
-                    None,
                     format!(
                         "seal #{} follows a close seal without a new opening seal",
                         seal.index
@@ -990,11 +957,8 @@ impl<'v> Verification<'v> {
                 let (last_index, last_hash, last_dropped) =
                     (last.index, last.hash, last.dropped_total);
                 if seal.stream != stream {
-                    self.find(
+                    self.find_here(
                         FindingKind::BrokenChain,
-                        (line, line),
-                        None,
-                        None,
                         format!(
                             "seal #{} belongs to stream {}, not to the open stream",
                             seal.index,
@@ -1016,33 +980,24 @@ impl<'v> Verification<'v> {
                         ),
                     );
                 } else if seal.index != last_index + 1 {
-                    self.find(
+                    self.find_here(
                         FindingKind::BrokenChain,
-                        (line, line),
-                        None,
-                        None,
                         format!(
                             "seal #{} follows seal #{last_index}: seals repeated or out of order",
                             seal.index
                         ),
                     );
                 } else if last_hash.is_some_and(|h| h != seal.prev) {
-                    self.find(
+                    self.find_here(
                         FindingKind::BrokenChain,
-                        (line, line),
-                        None,
-                        None,
                         format!(
                             "seal #{} does not link to seal #{last_index}: a seal was replaced",
                             seal.index
                         ),
                     );
                 } else if seal.dropped_total != last_dropped + seal.dropped {
-                    self.find(
+                    self.find_here(
                         FindingKind::Malformed,
-                        (line, line),
-                        None,
-                        None,
                         format!("seal #{}'s drop counts do not add up", seal.index),
                     );
                 }

@@ -72,7 +72,10 @@ with = "hmac"
         .verify_files(&[dir.join("audit.jsonl")], |_| {})
         .unwrap();
     assert_eq!(report.status(), Status::Intact);
-    assert_eq!((report.events, report.seals), (20, 2 + 20 / 8 + 1 - 1));
+    // Open and close seals, and at least the two full batches of 8 (a
+    // 5 ms timer may cut more).
+    assert_eq!((report.events, report.sealed_events), (20, 20));
+    assert!(report.seals >= 4, "{} seals", report.seals);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
