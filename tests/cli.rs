@@ -35,6 +35,7 @@ fn write_log(key_path: &Path, log: &Path, events: u64) {
         .signing_key(key)
         .sink(FileSink::open(log).unwrap())
         .max_batch(16)
+        .max_delay(std::time::Duration::from_secs(3600))
         .build()
         .unwrap();
     let mut rec = rt.recorder().unwrap();
