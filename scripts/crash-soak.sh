@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Soak test: 1,000 SIGKILLs of a writer on one log (see tests/crash.rs).
-# Usage: scripts/crash-soak.sh [rounds]
+# Usage: scripts/crash-soak.sh [rounds] [verify every n-th round]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-AUDITRING_CRASH_ROUNDS="${1:-1000}" cargo test --release --test crash -- --nocapture
+AUDITRING_CRASH_ROUNDS="${1:-1000}" AUDITRING_CRASH_VERIFY_EVERY="${2:-25}" \
+    cargo test --release --test crash -- --nocapture
