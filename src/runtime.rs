@@ -472,8 +472,9 @@ pub struct ShutdownReport {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ShutdownError {
-    /// The signer did not finish draining within the timeout; it goes on in
-    /// the background.
+    /// The signer did not finish draining within the timeout. A required
+    /// sink that is still failing is no longer retried; accepted events not
+    /// yet written may be lost.
     TimedOut(Duration),
     /// The signer thread died.
     SignerDied,
@@ -484,7 +485,7 @@ impl fmt::Display for ShutdownError {
         match self {
             ShutdownError::TimedOut(d) => write!(
                 f,
-                "the audit signer did not finish draining within {d:?} (slow sink?): it continues in the background; raise `shutdown_timeout` to wait longer"
+                "the audit pipeline did not finish draining within {d:?} (a required sink that cannot write, or a slow sink): accepted events not yet written may be lost; fix the sink or raise `shutdown_timeout`"
             ),
             ShutdownError::SignerDied => f.write_str(
                 "the audit signer thread died: events after its last seal were not written",
