@@ -237,7 +237,7 @@ impl<T: Payload> CaptureBuilder<T> {
             return Err(ConfigError::TooManyProducers(self.max_producers));
         }
         let capacity = self.lane_capacity.next_power_of_two();
-        let shared = Shared::new(self.max_producers, capacity, T::default);
+        let (shared, ring) = Shared::new(self.max_producers, capacity, T::default);
         let clock = CaptureClock::new();
         let capture = Capture {
             shared: Arc::clone(&shared),
@@ -246,7 +246,7 @@ impl<T: Payload> CaptureBuilder<T> {
             intake: std::sync::Arc::new(Intake::default()),
         };
         let consumer = Consumer {
-            ring: RingConsumer::new(shared),
+            ring,
             anchor: WallAnchor::new(clock),
         };
         Ok((capture, consumer))

@@ -60,7 +60,8 @@ pub enum RecordError {
     /// the event was dropped and counted as lost.
     Full,
     /// The capture ring was closed (shutdown): the event was not recorded
-    /// and not counted.
+    /// and not counted. (If the close raced the call, the write closure may
+    /// have run; its event is discarded.)
     Closed,
     /// A required sink cannot write, so the runtime refuses new events
     /// (fails closed) until it recovers. The event was not recorded; it is

@@ -6,17 +6,18 @@
 //! # Design
 //!
 //! Every producer owns one *lane*: a single-producer / single-consumer ring
-//! of preallocated slots. A producer never performs an atomic operation on a
-//! cache line that another producer writes; the only line it shares is its
-//! own lane's `tail`, which the consumer reads. The consumer merges the lanes
+//! of preallocated slots. A producer never writes a cache line that another
+//! producer writes: it writes its lane's producer line (`tail`, `intent`,
+//! `dropped`, which the consumer reads) and its free slots, and reads the
+//! ring's read-mostly `closed` flag. The consumer merges the lanes
 //! by capture stamp when it drains, so a drained batch is in capture order.
 //! A shared multi-producer cursor would instead move one contended cache line
 //! between cores on every event.
 //!
 //! # Protocol
 //!
-//! Per lane, `head` and `tail` count events (they never wrap in practice:
-//! 2^63 events). Slot `i % capacity` holds event `i`.
+//! Per lane, `head` and `tail` count events as `u64` (they never wrap in
+//! practice: 2^64 events). Slot `i % capacity` holds event `i`.
 //!
 //! * Slots `[head, tail)` are *published*: only the consumer reads them.
 //! * Slots `[tail, head + capacity)` are *free*: only the lane's producer
@@ -36,8 +37,11 @@
 //! `record` latency across cores). Instead the two sides run an asymmetric
 //! Dekker protocol on `intent` and the ring's `closed` flag:
 //!
-//! * producer: `intent = tail + 1`; *light fence*; if `closed`: `intent =
-//!   tail`, refuse; else write the slot and `tail = tail + 1`.
+//! * producer: if `closed`, refuse; write the slot; `intent = tail + 1`;
+//!   *light fence*; if `closed`: `intent = tail`, refuse; else
+//!   `tail = tail + 1`. (The slot is written before the announce, so a close
+//!   never waits on the caller's write closure; the first check means a
+//!   producer retrying after a refusal never announces again.)
 //! * consumer (close): `closed = true`; *heavy fence*; for each lane, wait
 //!   until `intent <= tail` (the in-flight publish completed or backed
 //!   off); the lane's `tail` is then final.
@@ -45,10 +49,16 @@
 //! Either the producer sees `closed` (and refuses), or the consumer sees its
 //! `intent` (and waits for the publish). On Linux the light fence is a
 //! compiler fence and the heavy fence is `membarrier(2)`
-//! (`MEMBARRIER_CMD_PRIVATE_EXPEDITED`), which runs a full barrier on every
-//! thread of the process; the producer then pays no fence at all. Where
-//! that is unavailable (and under loom and Miri), both sides use a
-//! sequentially consistent fence.
+//! (`MEMBARRIER_CMD_PRIVATE_EXPEDITED`): it runs a full barrier on every CPU
+//! currently running a thread of the process (a descheduled thread gets one
+//! from its context switch), so a producer whose `closed` load came before
+//! that barrier has its `intent` store visible once `membarrier` returns.
+//! The producer then pays no fence at all. This argument holds in the
+//! Linux kernel memory model, not in Rust's (which cannot express
+//! asymmetric fences; every access stays atomic, so there is no undefined
+//! behaviour). Where `membarrier` is unavailable, and under loom and Miri,
+//! both sides use a sequentially consistent fence: the loom models check
+//! that symmetric variant.
 
 use crate::sync::{Arc, AtomicBool, AtomicU64, CachePadded, Ordering, UnsafeCell, fence};
 
@@ -90,9 +100,13 @@ impl Fences {
         {
             if self == Fences::Asymmetric && !membarrier::barrier() {
                 // Registration succeeded, so this cannot fail short of a
-                // kernel bug; producers do not fence in this mode, so there
-                // is no safe fallback.
-                panic!("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration");
+                // kernel bug. Producers do not fence in this mode, so going
+                // on could lose an accepted event; and this may run in a
+                // `Drop` during unwinding, where a panic would abort anyway.
+                eprintln!(
+                    "auditring: membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration; aborting rather than risk losing accepted audit events"
+                );
+                std::process::abort();
             }
         }
     }
@@ -178,9 +192,11 @@ pub(crate) struct Shared<T> {
 
 // SAFETY: access to each slot's cells is partitioned by the head/tail
 // protocol described in the module docs: a free slot is touched only by the
-// one producer that owns its lane, a published slot only by the one
-// consumer. Values of `T` are written by one thread and read by another, so
-// `T: Send` is required.
+// one producer that owns its lane (`claimed`), a published slot only by the
+// one consumer (`Shared::new` makes exactly one). Each handoff is a
+// Release/Acquire pair on `tail` or `head`, so a value of `T` moves from one
+// thread to another, which is what `T: Send` allows; no two threads ever
+// hold references to the same slot at once, so `T: Sync` is not needed.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
@@ -188,8 +204,13 @@ impl<T> Shared<T> {
     /// initialised with `init`, which writes (and so prefaults) every page.
     ///
     /// `capacity` must be a power of two and `lanes` at least one; the
-    /// public builder validates both.
-    pub(crate) fn new(lanes: usize, capacity: usize, mut init: impl FnMut() -> T) -> Arc<Self> {
+    /// public builder validates both. Returns the ring and its one consumer:
+    /// no other consumer can be made, which the slot protocol relies on.
+    pub(crate) fn new(
+        lanes: usize,
+        capacity: usize,
+        mut init: impl FnMut() -> T,
+    ) -> (Arc<Self>, RingConsumer<T>) {
         assert!(
             capacity.is_power_of_two(),
             "lane capacity must be a power of two"
@@ -208,12 +229,14 @@ impl<T> Shared<T> {
                     .collect(),
             })
             .collect();
-        Arc::new(Self {
+        let shared = Arc::new(Self {
             lanes,
             mask: capacity as u64 - 1,
             closed: CachePadded(AtomicBool::new(false)),
             fences: Fences::detect(),
-        })
+        });
+        let consumer = RingConsumer::new(Arc::clone(&shared));
+        (shared, consumer)
     }
 
     /// Slots per lane.
@@ -367,9 +390,30 @@ impl<T> LaneProducer<T> {
             self.tail - self.cached_head < shared.mask + 1,
             "publish without space"
         );
+        // After a close, refuse at once: a producer that keeps retrying
+        // never announces again, so `close` waits for at most one announce
+        // per producer.
+        if shared.closed.load(Ordering::Relaxed) {
+            return Err(Closed);
+        }
+        let slot = &lane.slots[(self.tail & shared.mask) as usize];
+        // A panicking `write` leaves the slot unpublished (and nothing is
+        // announced yet): the attempt is counted as dropped, so accepted +
+        // dropped == attempted holds.
+        let count_if_unwinding = CountOnDrop(&line.dropped);
+        // SAFETY: event `self.tail` is in `[tail, head + capacity)` (checked
+        // just above against a `head` read with Acquire), so its slot is
+        // free: the consumer does not read it until we publish it, and we
+        // are the lane's only producer (`claimed`), so this is the only
+        // reference to the slot's value.
+        slot.value.with_mut(|value| write(unsafe { &mut *value }));
+        core::mem::forget(count_if_unwinding);
+        // SAFETY: as above, the free slot's stamp is ours alone.
+        slot.stamp.with_mut(|s| unsafe { *s = stamp });
         // The close protocol (module docs): announce the publish, then look
-        // for a close. Relaxed: the fence orders the two; the consumer loads
-        // `intent` with Acquire only after its heavy fence.
+        // for a close. Announcing only after the (user-supplied) write keeps
+        // `close` from waiting on user code. Relaxed: the fence orders the
+        // two; the consumer loads `intent` only after its heavy fence.
         line.intent.store(self.tail + 1, Ordering::Relaxed);
         shared.fences.light();
         if shared.closed.load(Ordering::Relaxed) {
@@ -377,24 +421,6 @@ impl<T> LaneProducer<T> {
             line.intent.store(self.tail, Ordering::Release);
             return Err(Closed);
         }
-        let slot = &lane.slots[(self.tail & shared.mask) as usize];
-        // A panicking `write` leaves the slot unpublished: the attempt is
-        // counted as dropped (so accepted + dropped == attempted holds) and
-        // the announced publish is withdrawn (so a close does not wait for
-        // it).
-        let withdraw_if_unwinding = Withdraw {
-            line,
-            tail: self.tail,
-        };
-        // SAFETY: event `self.tail` is in `[tail, head + capacity)` (checked
-        // just above against a `head` read with Acquire), so its slot is
-        // free: the consumer does not read it until we publish it, and we
-        // are the lane's only producer (`claimed`), so this is the only
-        // reference to the slot's value.
-        slot.value.with_mut(|value| write(unsafe { &mut *value }));
-        core::mem::forget(withdraw_if_unwinding);
-        // SAFETY: as above, the free slot's stamp is ours alone.
-        slot.stamp.with_mut(|s| unsafe { *s = stamp });
         self.tail += 1;
         // Release: the slot writes above happen-before the consumer's
         // Acquire load that observes the new tail.
@@ -427,17 +453,12 @@ impl<T> Drop for LaneProducer<T> {
     }
 }
 
-/// Withdraws an announced publish and counts it as dropped when dropped;
-/// forgotten on success.
-struct Withdraw<'a> {
-    line: &'a ProducerLine,
-    tail: u64,
-}
+/// Adds one to a drop counter when dropped; forgotten on success.
+struct CountOnDrop<'a>(&'a AtomicU64);
 
-impl Drop for Withdraw<'_> {
+impl Drop for CountOnDrop<'_> {
     fn drop(&mut self) {
-        self.line.dropped.fetch_add(1, Ordering::Release);
-        self.line.intent.store(self.tail, Ordering::Release);
+        self.0.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -464,8 +485,9 @@ pub(crate) struct RingConsumer<T> {
 }
 
 impl<T> RingConsumer<T> {
-    /// The consumer of `shared`. There must be only one per ring.
-    pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
+    /// The consumer of `shared`; only [`Shared::new`] makes one, so there is
+    /// exactly one per ring.
+    fn new(shared: Arc<Shared<T>>) -> Self {
         let n = shared.lanes.len();
         Self {
             shared,
@@ -645,9 +667,7 @@ mod tests {
     use std::sync::Barrier;
 
     fn ring(lanes: usize, capacity: usize) -> (Arc<Shared<u64>>, RingConsumer<u64>) {
-        let shared = Shared::new(lanes, capacity, || 0u64);
-        let consumer = RingConsumer::new(Arc::clone(&shared));
-        (shared, consumer)
+        Shared::new(lanes, capacity, || 0u64)
     }
 
     fn push(p: &mut LaneProducer<u64>, stamp: u64, v: u64) -> Result<bool, Closed> {
@@ -843,6 +863,45 @@ mod tests {
         assert_eq!(drain_all(&mut c).len(), 0, "nothing consumed twice");
     }
 
+    /// A producer that keeps calling `publish` after the close is refused
+    /// at once and never announces again, so `close` does not wait on it.
+    #[test]
+    fn close_is_not_held_up_by_a_producer_retrying_after_closed() {
+        let rounds = if cfg!(miri) { 2 } else { 50 };
+        for _ in 0..rounds {
+            // Room for everything the producer can publish before the close.
+            let (shared, mut c) = ring(1, if cfg!(miri) { 64 } else { 1 << 16 });
+            let s = Arc::clone(&shared);
+            let barrier = Arc::new(Barrier::new(2));
+            let b = Arc::clone(&barrier);
+            // Publishes, then keeps retrying after the close until it has
+            // been refused many times (or the lane is full).
+            let producer = std::thread::spawn(move || {
+                let mut p = LaneProducer::claim(&s).unwrap();
+                b.wait();
+                let mut refused = 0u64;
+                while refused < 10_000 && p.has_space() {
+                    if p.publish(1, |v| *v = 1).is_err() {
+                        refused += 1;
+                    }
+                }
+                refused
+            });
+            barrier.wait();
+            let started = std::time::Instant::now();
+            c.close();
+            let took = started.elapsed();
+            producer.join().unwrap();
+            assert!(
+                took < std::time::Duration::from_secs(1),
+                "close took {took:?}"
+            );
+            // Everything accepted before the close is drainable.
+            let drained = drain_all(&mut c).len() as u64;
+            assert_eq!(drained, shared.published());
+        }
+    }
+
     #[test]
     fn close_races_publish_without_loss_or_phantoms() {
         let rounds = if cfg!(miri) { 3 } else { 200 };
@@ -883,8 +942,10 @@ mod tests {
 
 #[cfg(all(test, loom))]
 mod loom_models {
-    //! Exhaustive checks of the lane protocol under loom's scheduler. Run
-    //! with `RUSTFLAGS="--cfg loom" cargo test --profile loom --lib loom_models`.
+    //! Exhaustive checks of the lane protocol under loom's scheduler (the
+    //! symmetric-fence variant of the close protocol). Run with
+    //! `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom
+    //! cargo test --profile loom --lib loom_models`.
     use super::*;
     use loom::thread;
 
@@ -900,8 +961,7 @@ mod loom_models {
     #[test]
     fn publish_consume_wraps() {
         loom::model(|| {
-            let shared = Shared::new(1, 2, || 0u64);
-            let mut c = RingConsumer::new(Arc::clone(&shared));
+            let (shared, mut c) = Shared::new(1, 2, || 0u64);
             let s = Arc::clone(&shared);
             let producer = thread::spawn(move || {
                 let mut p = LaneProducer::claim(&s).unwrap();
@@ -930,8 +990,7 @@ mod loom_models {
     #[test]
     fn full_lane_never_overwrites() {
         loom::model(|| {
-            let shared = Shared::new(1, 1, || 0u64);
-            let mut c = RingConsumer::new(Arc::clone(&shared));
+            let (shared, mut c) = Shared::new(1, 1, || 0u64);
             let s = Arc::clone(&shared);
             let producer = thread::spawn(move || {
                 let mut p = LaneProducer::claim(&s).unwrap();
@@ -955,8 +1014,7 @@ mod loom_models {
     #[test]
     fn two_producers_one_consumer() {
         loom::model(|| {
-            let shared = Shared::new(2, 2, || 0u64);
-            let mut c = RingConsumer::new(Arc::clone(&shared));
+            let (shared, mut c) = Shared::new(2, 2, || 0u64);
             let producers: Vec<_> = (0..2u64)
                 .map(|id| {
                     let s = Arc::clone(&shared);
@@ -991,8 +1049,7 @@ mod loom_models {
     #[test]
     fn lane_handoff_between_producers() {
         loom::model(|| {
-            let shared = Shared::new(1, 2, || 0u64);
-            let mut c = RingConsumer::new(Arc::clone(&shared));
+            let (shared, mut c) = Shared::new(1, 2, || 0u64);
             // Two producers each try once to claim the only lane and publish;
             // a claim fails only while the other one owns the lane.
             let producers: Vec<_> = [1u64, 2]
@@ -1027,8 +1084,7 @@ mod loom_models {
     #[test]
     fn close_races_publish() {
         loom::model(|| {
-            let shared = Shared::new(1, 2, || 0u64);
-            let mut c = RingConsumer::new(Arc::clone(&shared));
+            let (shared, mut c) = Shared::new(1, 2, || 0u64);
             let s = Arc::clone(&shared);
             let producer = thread::spawn(move || match LaneProducer::claim(&s) {
                 Ok(mut p) => matches!(push(&mut p, 7), Ok(true)),
@@ -1043,6 +1099,127 @@ mod loom_models {
             let accepted = producer.join().unwrap();
             assert_eq!(seen.len(), usize::from(accepted));
             assert_eq!(shared.published(), u64::from(accepted));
+        });
+    }
+
+    /// Two publishes racing close on a one-slot lane, with a drain between:
+    /// what the producer was told was accepted is exactly what is drained.
+    #[test]
+    fn close_races_two_publishes_one_slot() {
+        loom::model(|| {
+            let (shared, mut c) = Shared::new(1, 1, || 0u64);
+            let s = Arc::clone(&shared);
+            let producer = thread::spawn(move || {
+                let mut accepted = Vec::new();
+                if let Ok(mut p) = LaneProducer::claim(&s) {
+                    for v in [1u64, 2] {
+                        match push(&mut p, v) {
+                            Ok(true) => accepted.push(v),
+                            Ok(false) => {}
+                            Err(Closed) => break,
+                        }
+                    }
+                }
+                accepted
+            });
+            let mut seen = Vec::new();
+            c.drain(usize::MAX, |e| seen.push(*e.value));
+            c.close();
+            c.drain(usize::MAX, |e| seen.push(*e.value));
+            assert_eq!(seen, producer.join().unwrap());
+        });
+    }
+
+    /// A panicking write racing close: the close does not wait for it,
+    /// nothing of it is drained, and the next publish behaves.
+    #[test]
+    fn panicking_write_races_close() {
+        loom::model(|| {
+            let (shared, mut c) = Shared::new(1, 1, || 0u64);
+            let s = Arc::clone(&shared);
+            let producer = thread::spawn(move || {
+                let Ok(mut p) = LaneProducer::claim(&s) else {
+                    return false;
+                };
+                assert!(p.has_space());
+                // Panics unless the close came first (then the write never
+                // runs).
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _ = p.publish(1, |v| {
+                        *v = 9;
+                        panic!("writer failed");
+                    });
+                }));
+                matches!(push(&mut p, 2), Ok(true))
+            });
+            c.close();
+            let mut seen = Vec::new();
+            c.drain(usize::MAX, |e| seen.push(*e.value));
+            let second = producer.join().unwrap();
+            let expected: &[u64] = if second { &[2] } else { &[] };
+            assert_eq!(seen, expected);
+        });
+    }
+
+    /// A consumer that panics while handling an event frees it; the producer
+    /// then reuses the one slot without overwriting anything unread.
+    #[test]
+    fn consumer_panic_then_slot_reuse() {
+        loom::model(|| {
+            let (shared, mut c) = Shared::new(1, 1, || 0u64);
+            let s = Arc::clone(&shared);
+            let producer = thread::spawn(move || {
+                let mut p = LaneProducer::claim(&s).unwrap();
+                assert!(push(&mut p, 1).unwrap());
+                for _ in 0..3 {
+                    if push(&mut p, 2).unwrap() {
+                        return true;
+                    }
+                    thread::yield_now();
+                }
+                false
+            });
+            let mut seen = Vec::new();
+            while seen.is_empty() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    c.drain(usize::MAX, |e| {
+                        seen.push(*e.value);
+                        panic!("sink failed");
+                    });
+                }));
+                if seen.is_empty() {
+                    thread::yield_now();
+                }
+            }
+            let second = producer.join().unwrap();
+            c.drain(usize::MAX, |e| seen.push(*e.value));
+            let expected: &[u64] = if second { &[1, 2] } else { &[1] };
+            assert_eq!(seen, expected);
+        });
+    }
+
+    /// Close racing a lane handoff (drop on one thread, claim again): the
+    /// first owner's event is kept, the second's only if accepted.
+    #[test]
+    fn close_races_lane_handoff() {
+        loom::model(|| {
+            let (shared, mut c) = Shared::new(1, 2, || 0u64);
+            let s = Arc::clone(&shared);
+            let mut p = LaneProducer::claim(&shared).unwrap();
+            assert!(push(&mut p, 1).unwrap());
+            let producer = thread::spawn(move || {
+                drop(p);
+                match LaneProducer::claim(&s) {
+                    Ok(mut q) => matches!(push(&mut q, 2), Ok(true)),
+                    Err(_) => false,
+                }
+            });
+            c.close();
+            let mut seen = Vec::new();
+            c.drain(usize::MAX, |e| seen.push(*e.value));
+            let second = producer.join().unwrap();
+            let expected: &[u64] = if second { &[1, 2] } else { &[1] };
+            assert_eq!(seen, expected);
         });
     }
 }

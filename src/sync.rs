@@ -1,5 +1,8 @@
 //! One facade for every atomic, cell and thread primitive the capture core
-//! uses, so the loom models exercise exactly the code that ships.
+//! uses, so the loom models exercise the code that ships. (The one
+//! exception: on Linux the close protocol's fences are asymmetric, a
+//! compiler fence and `membarrier(2)`, which loom cannot model; loom checks
+//! the symmetric variant, see `ring.rs`.)
 //!
 //! Under `cfg(loom)` everything comes from `loom`; otherwise from `std`.
 
