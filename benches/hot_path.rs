@@ -7,6 +7,9 @@
 //!
 //! - `auditring`: `Recorder::record` fills the ring slot in place; the
 //!   recorder reads the capture stamp itself (the same raw `quanta` read).
+//! - `auditring_copy`: the copy form: the event is filled into a payload on
+//!   the producer's stack, then `Recorder::record_copy` copies it into the
+//!   slot (only the bytes in use).
 //! - `auditring_runtime`: the same recorder, drained by a full `Runtime`
 //!   (signer, writer and hasher threads) with two redacted fields (HMAC and
 //!   mask) and the HDR histograms on: the hot path must not notice them.
@@ -73,7 +76,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 
-use auditring::{AuditPayload, Capture, FullPolicy, RecordError};
+use auditring::{AuditPayload, Capture, FullPolicy, Payload, RecordError};
 use crossbeam::queue::ArrayQueue;
 use hdrhistogram::Histogram;
 use quanta::Clock;
@@ -312,6 +315,17 @@ where
 }
 
 fn bench_auditring(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogram<u64>, u64) {
+    bench_auditring_with(clock, plan, producers, false)
+}
+
+/// `copy`: fill a payload on the stack, then `record_copy` it (the copy
+/// form); otherwise fill the slot in place.
+fn bench_auditring_with(
+    clock: &Clock,
+    plan: Plan<'_>,
+    producers: usize,
+    copy: bool,
+) -> (Histogram<u64>, u64) {
     let (capture, mut consumer) = Capture::<AuditPayload>::builder()
         .lane_capacity(CAPACITY_PER_PRODUCER)
         .max_producers(producers)
@@ -321,10 +335,20 @@ fn bench_auditring(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogra
     let ops: Vec<_> = (0..producers)
         .map(|_| {
             let mut recorder = capture.recorder().expect("a free lane");
-            move |i| match recorder.record(|e| fill(e, i)) {
-                Ok(()) => true,
-                Err(RecordError::Full) => false,
-                Err(err) => panic!("record failed: {err}"),
+            let mut staged = AuditPayload::default();
+            move |i| {
+                let result = if copy {
+                    staged.clear();
+                    fill(&mut staged, i);
+                    recorder.record_copy(&staged)
+                } else {
+                    recorder.record(|e| fill(e, i))
+                };
+                match result {
+                    Ok(()) => true,
+                    Err(RecordError::Full) => false,
+                    Err(err) => panic!("record failed: {err}"),
+                }
             }
         })
         .collect();
@@ -583,6 +607,7 @@ struct Case {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Contender {
     Auditring,
+    AuditringCopy,
     AuditringRuntime,
     Rtrb,
     ArrayQueue,
@@ -591,8 +616,9 @@ enum Contender {
 }
 
 impl Contender {
-    const ALL: [Contender; 6] = [
+    const ALL: [Contender; 7] = [
         Contender::Auditring,
+        Contender::AuditringCopy,
         Contender::AuditringRuntime,
         Contender::Rtrb,
         Contender::ArrayQueue,
@@ -603,6 +629,7 @@ impl Contender {
     fn name(self) -> &'static str {
         match self {
             Contender::Auditring => "auditring",
+            Contender::AuditringCopy => "auditring_copy",
             Contender::AuditringRuntime => "auditring_runtime",
             Contender::Rtrb => "rtrb",
             Contender::ArrayQueue => "crossbeam_arrayqueue",
@@ -614,6 +641,7 @@ impl Contender {
     fn bench(self, clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogram<u64>, u64) {
         match self {
             Contender::Auditring => bench_auditring(clock, plan, producers),
+            Contender::AuditringCopy => bench_auditring_with(clock, plan, producers, true),
             Contender::AuditringRuntime => bench_auditring_runtime(clock, plan, producers),
             Contender::Rtrb => bench_rtrb(clock, plan),
             Contender::ArrayQueue => bench_arrayqueue(clock, plan, producers),
@@ -696,7 +724,7 @@ fn main() {
             .chain(
                 Contender::ALL
                     .into_iter()
-                    .filter(|&c| c != Contender::AuditringRuntime)
+                    .filter(|&c| c != Contender::AuditringRuntime && c != Contender::AuditringCopy)
                     .map(|c| Case::new(c, 1, true)),
             )
             .collect();

@@ -9,10 +9,11 @@ use serde::{Serialize, Serializer};
 /// A type that can travel through the capture ring and into the log.
 ///
 /// The ring preallocates every slot with `Default::default()` and reuses it
-/// for every event: [`clear`](Payload::clear) resets a slot to an empty event
-/// before a producer fills it, so no field of a previous event can leak into
-/// the next one. Keep `clear` cheap (reset lengths, not whole buffers): it
-/// runs on the hot path.
+/// for every event. A recorder fills its own staged copy, reset with
+/// [`clear`](Payload::clear) so no field of a previous event can leak into
+/// the next one, and copies it into the slot with `clone_from`. Keep both
+/// cheap (reset lengths, copy only the bytes in use): they run on the hot
+/// path.
 ///
 /// The signer writes each payload as the `payload` object of an event line
 /// with [`write_json`](Payload::write_json), which by default uses the
@@ -45,7 +46,7 @@ use serde::{Serialize, Serializer};
 /// login.write_json(&mut out);
 /// assert_eq!(out, br#"{"user":"alice","ok":false}"#);
 /// ```
-pub trait Payload: Default + Send + Serialize + 'static {
+pub trait Payload: Default + Clone + Send + Serialize + 'static {
     /// Resets the value to an empty event, as `Default` would, without
     /// touching more memory than needed.
     fn clear(&mut self);

@@ -124,6 +124,11 @@ pub struct Recorder<T: Payload = AuditPayload> {
     clock: CaptureClock,
     policy: FullPolicy,
     intake: Arc<Intake>,
+    /// The event being filled. `record` fills this producer-private copy
+    /// (hot in this core's cache) and then copies it into the ring's slot
+    /// in one pass: measured, that is faster than filling the slot field by
+    /// field, whose cache lines the consumer's core last read.
+    staged: Box<T>,
 }
 
 impl<T: Payload> Recorder<T> {
@@ -138,16 +143,18 @@ impl<T: Payload> Recorder<T> {
             clock,
             policy,
             intake,
+            staged: Box::default(),
         }
     }
 
     /// Records one event written in place by `fill`, following the
     /// configured [`FullPolicy`] if the lane is full.
     ///
-    /// `fill` receives a cleared payload in the ring's slot; the event is
-    /// published only after `fill` returns, so a half-written event is never
-    /// visible. If `fill` panics, nothing is published, the attempt counts
-    /// as dropped, and the recorder stays usable.
+    /// `fill` receives a cleared payload (the recorder's own, hot in this
+    /// core's cache), which is then copied into the ring's slot and
+    /// published: a half-written event is never visible. If `fill` panics,
+    /// nothing is published, the attempt counts as dropped, and the
+    /// recorder stays usable.
     ///
     /// # Errors
     ///
@@ -232,11 +239,15 @@ impl<T: Payload> Recorder<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
-    pub fn record_copy(&mut self, payload: &T) -> Result<(), RecordError>
-    where
-        T: Clone,
-    {
-        self.record(|slot| slot.clone_from(payload))
+    pub fn record_copy(&mut self, payload: &T) -> Result<(), RecordError> {
+        if self.intake.is_refusing() {
+            return Err(self.refuse());
+        }
+        let stamp = self.clock.stamp();
+        if !self.lane.has_space() {
+            self.wait_for_space(self.policy)?;
+        }
+        self.publish_copy(stamp, payload)
     }
 
     /// Records a copy of a prepared payload, never waiting.
@@ -255,11 +266,15 @@ impl<T: Payload> Recorder<T> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[inline]
-    pub fn try_record_copy(&mut self, payload: &T) -> Result<(), RecordError>
-    where
-        T: Clone,
-    {
-        self.try_record(|slot| slot.clone_from(payload))
+    pub fn try_record_copy(&mut self, payload: &T) -> Result<(), RecordError> {
+        if self.intake.is_refusing() {
+            return Err(self.refuse());
+        }
+        let stamp = self.clock.stamp();
+        if !self.lane.has_space() {
+            self.wait_for_space(FullPolicy::Drop)?;
+        }
+        self.publish_copy(stamp, payload)
     }
 
     /// Events accepted by this recorder's lane since the capture started
@@ -301,13 +316,27 @@ impl<T: Payload> Recorder<T> {
         self.policy
     }
 
+    /// Fills the staged event with `fill`, then copies it into the slot
+    /// and publishes it.
     #[inline(always)]
     fn publish(&mut self, stamp: u64, fill: impl FnOnce(&mut T)) -> Result<(), RecordError> {
+        let staged = &mut *self.staged;
+        staged.clear();
+        // A panicking `fill` publishes nothing and counts as dropped, so
+        // accepted + dropped == attempted holds.
+        let count_if_unwinding = CountIfUnwinding(&self.lane);
+        fill(staged);
+        core::mem::forget(count_if_unwinding);
         self.lane
-            .publish(stamp, |slot| {
-                slot.clear();
-                fill(slot);
-            })
+            .publish(stamp, |slot| slot.clone_from(staged))
+            .map_err(|_| RecordError::Closed)
+    }
+
+    /// Copies `payload` into the slot and publishes it.
+    #[inline(always)]
+    fn publish_copy(&mut self, stamp: u64, payload: &T) -> Result<(), RecordError> {
+        self.lane
+            .publish(stamp, |slot| slot.clone_from(payload))
             .map_err(|_| RecordError::Closed)
     }
 
@@ -359,6 +388,16 @@ impl<T: Payload> fmt::Debug for Recorder<T> {
             .field("lane_accepted", &self.lane_accepted())
             .field("lane_dropped", &self.lane_dropped())
             .finish()
+    }
+}
+
+/// Counts one dropped event if dropped (during unwinding); forgotten on
+/// success.
+struct CountIfUnwinding<'a, T>(&'a LaneProducer<T>);
+
+impl<T> Drop for CountIfUnwinding<'_, T> {
+    fn drop(&mut self) {
+        self.0.count_dropped();
     }
 }
 
