@@ -2,11 +2,11 @@
 //!
 //! A gateway (policy enforcement point, AI-agent tool gateway, trading or
 //! API gateway) records one audit event per decision with a [`Recorder`].
-//! Recording fills the event in a producer-private buffer and copies it into a preallocated slot of a
-//! lock-free ring, stamps the capture time and publishes the slot: 70-80
-//! nanoseconds for a full event on a 2-core VM, no heap allocation, no
-//! lock, no system call. A dedicated
-//! signer thread drains the ring in batches, numbers each event (gap-free
+//! Recording fills the event in a producer-private buffer, copies it into a
+//! preallocated slot of a lock-free ring, stamps the capture time and
+//! publishes the slot: 70-80 nanoseconds for a full event on a 2-core VM,
+//! no heap allocation, no lock, no system call. A dedicated signer thread
+//! drains the ring in batches, numbers each event (gap-free
 //! `seq`, UUID v7 id), encodes it as one JSON line, hashes the batch into an
 //! RFC 6962 Merkle tree and signs one ECDSA P-256 seal per batch, chained to
 //! the previous seal; synchronous [sinks](sink) write the sealed batches;
