@@ -147,7 +147,7 @@ impl<T: Payload> Recorder<T> {
         }
     }
 
-    /// Records one event written in place by `fill`, following the
+    /// Records one event written by `fill`, following the
     /// configured [`FullPolicy`] if the lane is full.
     ///
     /// `fill` receives a cleared payload (the recorder's own, hot in this
@@ -187,7 +187,7 @@ impl<T: Payload> Recorder<T> {
         self.publish(stamp, fill)
     }
 
-    /// Records one event written in place by `fill`, never waiting: a full
+    /// Records one event written by `fill`, never waiting: a full
     /// lane drops the event (counted), whatever the configured policy.
     ///
     /// # Errors
