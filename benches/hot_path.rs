@@ -5,8 +5,9 @@
 //! with a raw `quanta` counter read, and enqueue the event for one consumer
 //! thread.
 //!
-//! - `auditring`: `Recorder::record` fills the ring slot in place; the
-//!   recorder reads the capture stamp itself (the same raw `quanta` read).
+//! - `auditring`: `Recorder::record` (the closure fills the recorder's
+//!   staged event, which is then copied into the ring slot); the recorder
+//!   reads the capture stamp itself (the same raw `quanta` read).
 //! - `auditring_copy`: the copy form: the event is filled into a payload on
 //!   the producer's stack, then `Recorder::record_copy` copies it into the
 //!   slot (only the bytes in use).
