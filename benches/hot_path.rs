@@ -320,7 +320,7 @@ fn bench_auditring(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogra
 }
 
 /// `copy`: fill a payload on the stack, then `record_copy` it (the copy
-/// form); otherwise fill the slot in place.
+/// form); otherwise `record` with a filling closure.
 fn bench_auditring_with(
     clock: &Clock,
     plan: Plan<'_>,
