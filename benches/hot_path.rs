@@ -77,7 +77,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 
-use auditring::{AuditPayload, Capture, FullPolicy, Payload, RecordError};
+use auditring::{AuditPayload, Capture, FullPolicy, Payload, RecordError, Recorder};
 use crossbeam::queue::ArrayQueue;
 use hdrhistogram::Histogram;
 use quanta::Clock;
@@ -315,6 +315,36 @@ where
     })
 }
 
+/// One producer's call: record event `i` (with `copy`, fill a payload on
+/// the stack and `record_copy` it); `true` if accepted.
+fn recorder_op(mut recorder: Recorder<AuditPayload>, copy: bool) -> impl FnMut(u64) -> bool + Send {
+    let mut staged = AuditPayload::default();
+    move |i| {
+        let result = if copy {
+            staged.clear();
+            fill(&mut staged, i);
+            recorder.record_copy(&staged)
+        } else {
+            recorder.record(|e| fill(e, i))
+        };
+        match result {
+            Ok(()) => true,
+            Err(RecordError::Full) => false,
+            Err(err) => panic!("record failed: {err}"),
+        }
+    }
+}
+
+/// Event `i` filled by value, with a capture stamp: what the by-value
+/// contenders enqueue.
+#[inline(always)]
+fn stamped(clock: &Clock, i: u64) -> (u64, AuditPayload) {
+    let stamp = clock.raw();
+    let mut e = AuditPayload::default();
+    fill(&mut e, i);
+    (stamp, e)
+}
+
 fn bench_auditring(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogram<u64>, u64) {
     bench_auditring_with(clock, plan, producers, false)
 }
@@ -334,24 +364,7 @@ fn bench_auditring_with(
         .build()
         .expect("valid capture configuration");
     let ops: Vec<_> = (0..producers)
-        .map(|_| {
-            let mut recorder = capture.recorder().expect("a free lane");
-            let mut staged = AuditPayload::default();
-            move |i| {
-                let result = if copy {
-                    staged.clear();
-                    fill(&mut staged, i);
-                    recorder.record_copy(&staged)
-                } else {
-                    recorder.record(|e| fill(e, i))
-                };
-                match result {
-                    Ok(()) => true,
-                    Err(RecordError::Full) => false,
-                    Err(err) => panic!("record failed: {err}"),
-                }
-            }
-        })
+        .map(|_| recorder_op(capture.recorder().expect("a free lane"), copy))
         .collect();
     let consumer_ref = &mut consumer;
     let m = run(clock, plan, ops, move |sink| {
@@ -415,14 +428,7 @@ fn bench_auditring_runtime(
         .build()
         .expect("valid runtime configuration");
     let ops: Vec<_> = (0..producers)
-        .map(|_| {
-            let mut recorder = runtime.recorder().expect("a free lane");
-            move |i| match recorder.record(|e| fill(e, i)) {
-                Ok(()) => true,
-                Err(RecordError::Full) => false,
-                Err(err) => panic!("record failed: {err}"),
-            }
-        })
+        .map(|_| recorder_op(runtime.recorder().expect("a free lane"), false))
         .collect();
     let counter = std::sync::Arc::clone(&written);
     let mut seen = 0;
@@ -456,12 +462,7 @@ fn bench_auditring_runtime(
 fn bench_rtrb(clock: &Clock, plan: Plan<'_>) -> (Histogram<u64>, u64) {
     let (mut tx, mut rx) = rtrb::RingBuffer::<(u64, AuditPayload)>::new(CAPACITY_PER_PRODUCER);
     let stamp_clock = clock.clone();
-    let op = move |i| {
-        let stamp = stamp_clock.raw();
-        let mut e = AuditPayload::default();
-        fill(&mut e, i);
-        tx.push((stamp, e)).is_ok()
-    };
+    let op = move |i| tx.push(stamped(&stamp_clock, i)).is_ok();
     let m = run(clock, plan, vec![op], move |sink| {
         let mut n = 0;
         while let Ok((stamp, e)) = rx.pop() {
@@ -479,12 +480,7 @@ fn bench_arrayqueue(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogr
     let ops: Vec<_> = (0..producers)
         .map(|_| {
             let clock = clock.clone();
-            move |i| {
-                let stamp = clock.raw();
-                let mut e = AuditPayload::default();
-                fill(&mut e, i);
-                queue.push((stamp, e)).is_ok()
-            }
+            move |i| queue.push(stamped(&clock, i)).is_ok()
         })
         .collect();
     let m = run(clock, plan, ops, move |sink| {
@@ -504,12 +500,7 @@ fn bench_channel(clock: &Clock, plan: Plan<'_>, producers: usize) -> (Histogram<
     let ops: Vec<_> = (0..producers)
         .map(|_| {
             let (clock, tx) = (clock.clone(), tx.clone());
-            move |i| {
-                let stamp = clock.raw();
-                let mut e = AuditPayload::default();
-                fill(&mut e, i);
-                tx.try_send((stamp, e)).is_ok()
-            }
+            move |i| tx.try_send(stamped(&clock, i)).is_ok()
         })
         .collect();
     drop(tx);

@@ -949,6 +949,11 @@ mod loom_models {
     use super::*;
     use loom::thread;
 
+    /// Drains every published event's value into `seen`.
+    fn drain_into(c: &mut RingConsumer<u64>, seen: &mut Vec<u64>) -> usize {
+        c.drain(usize::MAX, |e| seen.push(*e.value))
+    }
+
     fn push(p: &mut LaneProducer<u64>, v: u64) -> Result<bool, Closed> {
         if !p.has_space() {
             return Ok(false);
@@ -976,7 +981,7 @@ mod loom_models {
             });
             let mut seen = Vec::new();
             while seen.len() < 3 {
-                if c.drain(usize::MAX, |e| seen.push(*e.value)) == 0 {
+                if drain_into(&mut c, &mut seen) == 0 {
                     thread::yield_now();
                 }
             }
@@ -999,9 +1004,9 @@ mod loom_models {
                 second
             });
             let mut seen = Vec::new();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             let second = producer.join().unwrap();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             // The first event is never lost, and the second is present
             // exactly when the producer was told it was accepted.
             let expected: &[u64] = if second { &[1, 2] } else { &[1] };
@@ -1030,7 +1035,7 @@ mod loom_models {
                 .collect();
             let mut seen = Vec::new();
             while seen.len() < 4 {
-                if c.drain(usize::MAX, |e| seen.push(*e.value)) == 0 {
+                if drain_into(&mut c, &mut seen) == 0 {
                     thread::yield_now();
                 }
             }
@@ -1066,12 +1071,12 @@ mod loom_models {
                 })
                 .collect();
             let mut seen = Vec::new();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             let mut accepted: Vec<u64> = producers
                 .into_iter()
                 .filter_map(|p| p.join().unwrap())
                 .collect();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             assert!(!accepted.is_empty(), "one producer always gets the lane");
             seen.sort_unstable();
             accepted.sort_unstable();
@@ -1095,7 +1100,7 @@ mod loom_models {
             });
             c.close();
             let mut seen = Vec::new();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             let accepted = producer.join().unwrap();
             assert_eq!(seen.len(), usize::from(accepted));
             assert_eq!(shared.published(), u64::from(accepted));
@@ -1123,9 +1128,9 @@ mod loom_models {
                 accepted
             });
             let mut seen = Vec::new();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             c.close();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             assert_eq!(seen, producer.join().unwrap());
         });
     }
@@ -1154,7 +1159,7 @@ mod loom_models {
             });
             c.close();
             let mut seen = Vec::new();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             let second = producer.join().unwrap();
             let expected: &[u64] = if second { &[2] } else { &[] };
             assert_eq!(seen, expected);
@@ -1192,7 +1197,7 @@ mod loom_models {
                 }
             }
             let second = producer.join().unwrap();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             let expected: &[u64] = if second { &[1, 2] } else { &[1] };
             assert_eq!(seen, expected);
         });
@@ -1216,7 +1221,7 @@ mod loom_models {
             });
             c.close();
             let mut seen = Vec::new();
-            c.drain(usize::MAX, |e| seen.push(*e.value));
+            drain_into(&mut c, &mut seen);
             let second = producer.join().unwrap();
             let expected: &[u64] = if second { &[1, 2] } else { &[1] };
             assert_eq!(seen, expected);
