@@ -3,7 +3,7 @@
 //! An event line is, byte for byte:
 //!
 //! ```text
-//! {"v":1,"kind":"event","stream":"<uuid>","seq":<n>,"id":"<uuid v7>","ts":"<rfc3339>","payload":<payload json>}
+//! {"v":2,"kind":"event","stream":"<uuid>","seq":<n>,"id":"<uuid v7>","ts":"<rfc3339>","payload":<payload json>}
 //! ```
 
 use crate::json;
@@ -143,7 +143,7 @@ pub(crate) fn write_event_line<T: Payload>(
     payload: &T,
 ) -> core::ops::Range<usize> {
     let start = out.len();
-    out.extend_from_slice(br#"{"v":1,"kind":"event","stream":""#);
+    out.extend_from_slice(EVENT_PREFIX);
     write_uuid(out, stream);
     out.extend_from_slice(br#"","seq":"#);
     json::write_u64(out, seq);
@@ -176,7 +176,7 @@ pub(crate) fn write_event_line<T: Payload>(
 /// use auditring::{AuditPayload, event_line};
 ///
 /// let line = event_line(&[0; 16], 7, &[1; 16], 0, &AuditPayload::default());
-/// assert!(line.starts_with(br#"{"v":1,"kind":"event","stream":"00000000-0000-0000-0000-000000000000","seq":7,"#));
+/// assert!(line.starts_with(br#"{"v":2,"kind":"event","stream":"00000000-0000-0000-0000-000000000000","seq":7,"#));
 /// ```
 pub fn event_line<T: Payload>(
     stream: &[u8; 16],
@@ -201,8 +201,10 @@ pub(crate) struct EventHeader {
     pub(crate) seq: u64,
 }
 
-const EVENT_PREFIX: &[u8] = br#"{"v":1,"kind":"event","stream":""#;
-const SEAL_PREFIX: &[u8] = br#"{"v":1,"kind":"seal","#;
+/// How every event line starts (format version 2).
+pub(crate) const EVENT_PREFIX: &[u8] = br#"{"v":2,"kind":"event","stream":""#;
+/// How every seal line starts (format version 2).
+pub(crate) const SEAL_PREFIX: &[u8] = br#"{"v":2,"kind":"seal","#;
 
 /// How a line presents itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,7 +295,7 @@ mod tests {
         assert_eq!(out[range.end], b'\n');
         let text = std::str::from_utf8(line).unwrap();
         assert!(text.starts_with(
-            r#"{"v":1,"kind":"event","stream":"01010101-0101-0101-0101-010101010101","seq":42,"id":"02020202-0202-0202-0202-020202020202","ts":"1970-01-01T00:00:00.000000000Z","payload":{"session_id":"","#
+            r#"{"v":2,"kind":"event","stream":"01010101-0101-0101-0101-010101010101","seq":42,"id":"02020202-0202-0202-0202-020202020202","ts":"1970-01-01T00:00:00.000000000Z","payload":{"session_id":"","#
         ));
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(v["payload"]["action"], "x");
@@ -305,7 +307,7 @@ mod tests {
             })
         );
         assert_eq!(
-            classify(br#"{"v":1,"kind":"seal","stream":"#),
+            classify(br#"{"v":2,"kind":"seal","stream":"#),
             LineKind::Seal
         );
         assert_eq!(classify(b"garbage"), LineKind::Unknown);

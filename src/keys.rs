@@ -259,16 +259,18 @@ impl SigningKey {
 
     /// Signs a seal: ECDSA P-256 with SHA-256 over its
     /// [preimage](crate::Seal::preimage), deterministic (RFC 6979); the
-    /// signature as `r || s`.
+    /// signature as `r || s`, always in low-s form (`s <= n / 2`).
     pub fn sign_seal(&self, seal: &crate::Seal) -> [u8; 64] {
         self.sign(&seal.preimage())
     }
 
     /// ECDSA P-256 with SHA-256 over `message` (deterministic nonce,
-    /// RFC 6979); the signature as `r || s`, 32 bytes each.
+    /// RFC 6979); the signature as `r || s`, 32 bytes each, normalized to
+    /// low s: of the two valid values `s` and `n - s`, always the smaller,
+    /// so a seal line has exactly one valid spelling.
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
         let sig: Signature = self.inner.sign(message);
-        sig.to_bytes().into()
+        sig.normalize_s().to_bytes().into()
     }
 }
 
@@ -369,11 +371,54 @@ impl PublicKey {
         self.key_id
     }
 
-    /// Whether `signature` (`r || s`) is a valid ECDSA P-256 / SHA-256
-    /// signature of `message` by this key.
+    /// Whether `signature` (`r || s`) is a valid, low-s ECDSA P-256 /
+    /// SHA-256 signature of `message` by this key. A high-s signature (the
+    /// other valid spelling `n - s` of a signature) is refused: auditring
+    /// writes only low-s signatures, so each seal line has one valid form.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::{SigningKey, Seal, SealReason, GENESIS, Orphans};
+    ///
+    /// let key = SigningKey::generate();
+    /// let seal = Seal {
+    ///     stream: [1; 16], index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
+    ///     root: auditring::merkle::empty_root(), prev: GENESIS, dropped: 0,
+    ///     dropped_total: 0, sink_errors: 0, orphans: Orphans::NONE, unix_nanos: 0,
+    ///     key_id: key.key_id(),
+    /// };
+    /// let sig = key.sign_seal(&seal);
+    /// assert!(key.public_key().verify(&seal.preimage(), &sig));
+    /// ```
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        Signature::from_slice(signature).is_ok_and(|sig| self.inner.verify(message, &sig).is_ok())
+        is_low_s(signature)
+            && Signature::from_slice(signature)
+                .is_ok_and(|sig| self.inner.verify(message, &sig).is_ok())
     }
+}
+
+/// Whether the `s` half of an `r || s` P-256 signature is at most half the
+/// group order (the canonical, "low-s" form). Out-of-range values are not
+/// low-s.
+///
+/// # Examples
+///
+/// ```
+/// let mut sig = [0u8; 64];
+/// sig[63] = 1;
+/// assert!(auditring::is_low_s(&sig));
+/// sig[32] = 0xff;
+/// assert!(!auditring::is_low_s(&sig));
+/// ```
+pub fn is_low_s(signature: &[u8; 64]) -> bool {
+    /// floor(n / 2) for the P-256 group order n, big-endian.
+    const HALF_ORDER: [u8; 32] = [
+        0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31,
+        0x92, 0xa8,
+    ];
+    signature[32..] <= HALF_ORDER[..]
 }
 
 impl fmt::Debug for PublicKey {
@@ -407,6 +452,39 @@ mod tests {
                 .public_key()
                 .verify(b"preimage", &sig)
         );
+    }
+
+    /// `n - s` for a P-256 signature: the other valid spelling.
+    fn flip_s(sig: &[u8; 64]) -> [u8; 64] {
+        let s = Signature::from_slice(sig).unwrap();
+        let flipped = Signature::from_scalars(s.r().to_bytes(), (-*s.s()).to_bytes()).unwrap();
+        flipped.to_bytes().into()
+    }
+
+    #[test]
+    fn signatures_are_low_s_and_high_s_is_refused() {
+        let key = SigningKey::generate();
+        let public = key.public_key();
+        let mut saw_flip_to_high = 0;
+        for i in 0..64u32 {
+            let message = i.to_be_bytes();
+            let sig = key.sign(&message);
+            assert!(is_low_s(&sig), "the signer writes low-s only");
+            assert!(public.verify(&message, &sig));
+            let other = flip_s(&sig);
+            assert_ne!(other, sig);
+            assert!(!is_low_s(&other));
+            assert!(
+                !public.verify(&message, &other),
+                "the high-s twin of a valid signature is refused"
+            );
+            // The underlying ECDSA check accepts the twin: only the low-s
+            // rule tells them apart.
+            let twin = Signature::from_slice(&other).unwrap();
+            assert!(public.inner.verify(&message, &twin).is_ok());
+            saw_flip_to_high += 1;
+        }
+        assert_eq!(saw_flip_to_high, 64);
     }
 
     #[test]

@@ -92,12 +92,14 @@
 
 mod affinity;
 mod capture;
+mod checkpoint;
 mod clock;
 pub mod config;
 mod event;
 mod hasher;
 mod json;
 mod keys;
+mod logfile;
 pub mod merkle;
 mod payload;
 mod recorder;
@@ -117,8 +119,9 @@ pub use capture::{
     Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, MAX_LANE_CAPACITY,
     MAX_PRODUCERS, RecorderError,
 };
+pub use checkpoint::{Checkpoint, CheckpointError};
 pub use event::event_line;
-pub use keys::{KeyError, KeyId, PublicKey, SigningKey};
+pub use keys::{KeyError, KeyId, PublicKey, SigningKey, is_low_s};
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use recorder::{FullPolicy, RecordError, Recorder};
 pub use redact::Redaction;
@@ -126,7 +129,7 @@ pub use runtime::{
     BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport,
 };
 pub use seal::{
-    FORMAT_VERSION, GENESIS, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError, SealReason,
+    FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError, SealReason,
 };
 pub use signer::ChainHead;
 

@@ -43,8 +43,14 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 }
 
 /// The root of an empty tree: `SHA-256("")`.
+pub const EMPTY_ROOT: Hash = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
+
+/// The root of an empty tree: `SHA-256("")`.
 pub fn empty_root() -> Hash {
-    Sha256::digest([]).into()
+    EMPTY_ROOT
 }
 
 /// Builds the RFC 6962 root of a sequence of leaf hashes, keeping only the
@@ -62,7 +68,7 @@ pub fn empty_root() -> Hash {
 /// }
 /// assert_eq!(m.root(), node_hash(&node_hash(&a, &b), &c));
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct MerkleBuilder {
     /// (subtree size, subtree root), sizes strictly decreasing powers of two.
     stack: Vec<(u64, Hash)>,

@@ -419,6 +419,9 @@ pub struct RuntimeStats {
     pub seals: u64,
     /// Sink write failures.
     pub sink_errors: u64,
+    /// The checkpoint of the last seal written to the sinks: keep it
+    /// elsewhere to detect a later truncation of the log.
+    pub checkpoint: Option<crate::Checkpoint>,
 }
 
 /// One pipeline stage's latency.
@@ -464,6 +467,10 @@ pub struct ShutdownReport {
     pub sink_errors: u64,
     /// Where a later run continues this log.
     pub chain_head: ChainHead,
+    /// The checkpoint of the close seal: keep it elsewhere (another host,
+    /// a ticket, a collector) and pass it to `auditring verify --expect`
+    /// to detect a later deletion of this run or of anything before it.
+    pub checkpoint: crate::Checkpoint,
     /// Capture-to-sealed-and-written latency of every event, microseconds.
     pub seal_latency_us: Histogram<u64>,
 }
@@ -567,6 +574,7 @@ impl<T: Payload> Runtime<T> {
             sealed: self.counters.sealed_events.load(Ordering::Relaxed),
             seals: self.counters.seals.load(Ordering::Relaxed),
             sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
+            checkpoint: *self.counters.written_head.lock(),
         }
     }
 
@@ -664,7 +672,9 @@ impl<T: Payload> Runtime<T> {
                         prev: outcome.last_seal_hash,
                         next_seq: outcome.next_seq,
                         previous_closed: true,
+                        orphans: crate::seal::Orphans::NONE,
                     },
+                    checkpoint: outcome.checkpoint,
                     seal_latency_us: outcome.seal_latency_us,
                 })
             }

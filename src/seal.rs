@@ -9,24 +9,67 @@
 
 use core::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::event::SEAL_PREFIX;
 use crate::json::{self, RFC3339_LEN};
 use crate::keys::KeyId;
-use crate::merkle::Hash;
+use crate::merkle::{EMPTY_ROOT, Hash};
 
 /// Version of the log format written in every line's `v` field.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 /// The first 16 bytes of every seal preimage.
-pub const PREIMAGE_TAG: &[u8; 16] = b"auditring.seal.1";
+pub const PREIMAGE_TAG: &[u8; 16] = b"auditring.seal.2";
 
 /// Length of a seal preimage in bytes.
-pub const PREIMAGE_LEN: usize = 16 + 16 + 8 + 1 + 8 + 8 + 32 + 32 + 8 + 8 + 8 + RFC3339_LEN + 32;
+pub const PREIMAGE_LEN: usize =
+    16 + 16 + 8 + 1 + 8 + 8 + 32 + 32 + 8 + 8 + 8 + 8 + 32 + 8 + RFC3339_LEN + 32;
 
 /// The `prev` of the very first seal of a log: 32 zero bytes.
 pub const GENESIS: Hash = [0; 32];
+
+/// What a run that continues a crashed log found after that log's last
+/// seal, committed to by its `recovered` seal: the complete lines nothing
+/// sealed (the orphans) and the partial line cut off.
+///
+/// Deleting, changing or adding an orphan line after recovery breaks the
+/// commitment, so orphans stay "authentic but incomplete" and cannot be
+/// removed unnoticed.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::Orphans;
+/// assert_eq!(Orphans::NONE.count, 0);
+/// assert_eq!(Orphans::NONE.root, auditring::merkle::empty_root());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Orphans {
+    /// Complete lines after the last seal.
+    pub count: u64,
+    /// RFC 6962 Merkle root of those lines, hashed like a batch's events.
+    pub root: Hash,
+    /// Length in bytes of the partial last line (no newline) that the
+    /// recovering writer cut off; 0 if there was none.
+    pub torn: u64,
+}
+
+impl Orphans {
+    /// Nothing found: the value on every seal but `recovered`.
+    pub const NONE: Orphans = Orphans {
+        count: 0,
+        root: EMPTY_ROOT,
+        torn: 0,
+    };
+}
+
+impl Default for Orphans {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
 
 /// Why a seal was written.
 ///
@@ -37,7 +80,8 @@ pub const GENESIS: Hash = [0; 32];
 /// assert_eq!(SealReason::Timer.as_str(), "timer");
 /// assert_eq!(SealReason::from_name("close"), Some(SealReason::Close));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SealReason {
     /// Starts a run (a stream). Seals no events.
@@ -128,6 +172,9 @@ pub struct Seal {
     pub dropped_total: u64,
     /// Sink write failures since the previous seal of this stream.
     pub sink_errors: u64,
+    /// What a `recovered` seal found after the last seal of the run it
+    /// continues; [`Orphans::NONE`] on every other seal.
+    pub orphans: Orphans,
     /// When the seal was made, Unix-epoch nanoseconds.
     pub unix_nanos: u64,
     /// Id of the key that signs the seal.
@@ -140,7 +187,7 @@ impl Seal {
     ///
     /// | bytes | field |
     /// |---|---|
-    /// | 16 | ASCII `auditring.seal.1` |
+    /// | 16 | ASCII `auditring.seal.2` |
     /// | 16 | stream UUID |
     /// | 8 | index |
     /// | 1 | reason code |
@@ -151,6 +198,9 @@ impl Seal {
     /// | 8 | dropped |
     /// | 8 | dropped_total |
     /// | 8 | sink_errors |
+    /// | 8 | orphans: complete event lines after the continued run's last seal |
+    /// | 32 | orphan_root: their Merkle root |
+    /// | 8 | torn: bytes of the partial line the recovering writer cut off |
     /// | 30 | ASCII RFC 3339 timestamp, exactly as in the line's `ts` |
     /// | 32 | key id |
     pub fn preimage(&self) -> [u8; PREIMAGE_LEN] {
@@ -173,6 +223,9 @@ impl Seal {
         put(&self.dropped.to_be_bytes());
         put(&self.dropped_total.to_be_bytes());
         put(&self.sink_errors.to_be_bytes());
+        put(&self.orphans.count.to_be_bytes());
+        put(&self.orphans.root);
+        put(&self.orphans.torn.to_be_bytes());
         put(&ts);
         put(&self.key_id.0);
         debug_assert_eq!(at, PREIMAGE_LEN);
@@ -195,7 +248,8 @@ impl Seal {
     /// let seal = Seal {
     ///     stream: [1; 16], index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
     ///     root: auditring::merkle::empty_root(), prev: GENESIS, dropped: 0,
-    ///     dropped_total: 0, sink_errors: 0, unix_nanos: 0, key_id: key.key_id(),
+    ///     dropped_total: 0, sink_errors: 0, orphans: auditring::Orphans::NONE, unix_nanos: 0,
+    ///     key_id: key.key_id(),
     /// };
     /// let line = seal.to_line(&key.sign_seal(&seal));
     /// assert_eq!(Seal::parse_line(&line).unwrap().0, seal);
@@ -209,7 +263,8 @@ impl Seal {
 
     /// Appends the seal line (with its newline) to `out`.
     pub(crate) fn write_line(&self, signature: &[u8; 64], out: &mut Vec<u8>) {
-        out.extend_from_slice(br#"{"v":1,"kind":"seal","stream":""#);
+        out.extend_from_slice(SEAL_PREFIX);
+        out.extend_from_slice(br#""stream":""#);
         crate::event::write_uuid(out, &self.stream);
         out.extend_from_slice(br#"","seal":"#);
         json::write_u64(out, self.index);
@@ -229,6 +284,12 @@ impl Seal {
         json::write_u64(out, self.dropped_total);
         out.extend_from_slice(br#","sink_errors":"#);
         json::write_u64(out, self.sink_errors);
+        out.extend_from_slice(br#","orphans":"#);
+        json::write_u64(out, self.orphans.count);
+        out.extend_from_slice(br#","orphan_root":""#);
+        json::write_hex(out, &self.orphans.root);
+        out.extend_from_slice(br#"","torn":"#);
+        json::write_u64(out, self.orphans.torn);
         out.extend_from_slice(br#","ts":""#);
         json::write_rfc3339(out, self.unix_nanos);
         out.extend_from_slice(br#"","key_id":""#);
@@ -262,6 +323,9 @@ impl Seal {
             dropped: u64,
             dropped_total: u64,
             sink_errors: u64,
+            orphans: u64,
+            orphan_root: &'a str,
+            torn: u64,
             ts: &'a str,
             key_id: &'a str,
             sig: &'a str,
@@ -292,6 +356,11 @@ impl Seal {
             dropped: raw.dropped,
             dropped_total: raw.dropped_total,
             sink_errors: raw.sink_errors,
+            orphans: Orphans {
+                count: raw.orphans,
+                root: json::unhex(raw.orphan_root).ok_or_else(|| bad("orphan_root"))?,
+                torn: raw.torn,
+            },
             unix_nanos: json::parse_rfc3339(raw.ts).ok_or_else(|| bad("ts"))?,
             key_id: KeyId(json::unhex(raw.key_id).ok_or_else(|| bad("key_id"))?),
         };
@@ -335,6 +404,11 @@ mod tests {
             dropped: 4,
             dropped_total: 9,
             sink_errors: 1,
+            orphans: Orphans {
+                count: 5,
+                root: [4; 32],
+                torn: 17,
+            },
             unix_nanos: 1_795_681_444_028_597_435,
             key_id: KeyId([3; 32]),
         }
@@ -343,14 +417,18 @@ mod tests {
     #[test]
     fn preimage_layout_is_fixed() {
         let p = sample().preimage();
-        assert_eq!(p.len(), 207);
-        assert_eq!(&p[..16], b"auditring.seal.1");
+        assert_eq!(p.len(), 255);
+        assert_eq!(&p[..16], b"auditring.seal.2");
         assert_eq!(&p[16..32], &[7; 16]);
         assert_eq!(&p[32..40], &3u64.to_be_bytes());
         assert_eq!(p[40], 1);
         assert_eq!(&p[41..49], &1024u64.to_be_bytes());
-        assert_eq!(&p[145..175], b"2026-11-26T08:24:04.028597435Z");
-        assert_eq!(&p[175..], &[3; 32]);
+        assert_eq!(&p[137..145], &1u64.to_be_bytes());
+        assert_eq!(&p[145..153], &5u64.to_be_bytes());
+        assert_eq!(&p[153..185], &[4; 32]);
+        assert_eq!(&p[185..193], &17u64.to_be_bytes());
+        assert_eq!(&p[193..223], b"2026-11-26T08:24:04.028597435Z");
+        assert_eq!(&p[223..], &[3; 32]);
     }
 
     #[test]
@@ -377,10 +455,12 @@ mod tests {
         for variant in [
             body.replacen(r#""seal":3"#, r#""seal": 3"#, 1),
             body.replacen("abab", "ABAB", 1),
-            body.replacen(r#"{"v":1,"#, r#"{"v":1,"extra":0,"#, 1),
+            body.replacen(r#"{"v":2,"#, r#"{"v":2,"extra":0,"#, 1),
             body.replacen(r#""reason":"size""#, r#""reason":"bogus""#, 1),
-            body.replacen(r#""v":1"#, r#""v":2"#, 1),
-            body.replacen(r#"{"v":1,"kind":"seal","#, r#"{"kind":"seal","v":1,"#, 1),
+            body.replacen(r#""v":2"#, r#""v":1"#, 1),
+            body.replacen(r#"{"v":2,"kind":"seal","#, r#"{"kind":"seal","v":2,"#, 1),
+            body.replacen(r#""torn":17"#, r#""torn":017"#, 1),
+            body.replacen("2026-11-26", "2026-02-30", 1),
         ] {
             assert_ne!(variant, body);
             assert!(Seal::parse_line(variant.as_bytes()).is_err(), "{variant}");

@@ -15,7 +15,7 @@ use crate::keys::SigningKey;
 use crate::merkle::Hash;
 use crate::payload::Payload;
 use crate::redact::Redactor;
-use crate::seal::{GENESIS, Seal, SealReason};
+use crate::seal::{GENESIS, Orphans, Seal, SealReason};
 use crate::sink::RotationSignal;
 use crate::stats::{Histograms, Stage};
 use crate::writer::{Sealed, SinkEntry, Writer, WriterShared};
@@ -39,6 +39,9 @@ pub struct ChainHead {
     /// Whether the previous run ended with a close seal. A run that
     /// continues an unclosed log opens with reason `recovered`.
     pub previous_closed: bool,
+    /// What the log holds after its last seal, when the previous run did
+    /// not close: the `recovered` seal commits to it.
+    pub orphans: Orphans,
 }
 
 impl ChainHead {
@@ -48,6 +51,7 @@ impl ChainHead {
             prev: GENESIS,
             next_seq: 0,
             previous_closed: true,
+            orphans: Orphans::NONE,
         }
     }
 }
@@ -64,6 +68,8 @@ pub(crate) struct SignerCounters {
     pub(crate) sealed_events: AtomicU64,
     pub(crate) seals: AtomicU64,
     pub(crate) sink_errors: AtomicU64,
+    /// The checkpoint of the last seal written to the sinks.
+    pub(crate) written_head: parking_lot::Mutex<Option<crate::Checkpoint>>,
 }
 
 /// What the signer did over its whole run.
@@ -76,6 +82,8 @@ pub(crate) struct SignerOutcome {
     pub(crate) dropped: u64,
     pub(crate) last_seal_hash: Hash,
     pub(crate) next_seq: u64,
+    /// The checkpoint of the close seal.
+    pub(crate) checkpoint: crate::Checkpoint,
     /// Capture to sealed-and-written latency per event, microseconds.
     pub(crate) seal_latency_us: Histogram<u64>,
 }
@@ -157,6 +165,8 @@ pub(crate) struct Signer<T: Payload> {
     next_index: u64,
     prev: Hash,
     open_reason: SealReason,
+    /// Committed to by the opening seal when it is `recovered`.
+    orphans: Orphans,
     dropped_at_last_seal: u64,
     counters: Arc<SignerCounters>,
     rotation: RotationSignal,
@@ -212,6 +222,7 @@ impl<T: Payload> Signer<T> {
             } else {
                 SealReason::Recovered
             },
+            orphans: config.chain.orphans,
             dropped_at_last_seal: 0,
             counters,
             rotation,
@@ -276,7 +287,7 @@ impl<T: Payload> Signer<T> {
                 idle = 0;
             }
         }
-        self.seal(SealReason::Close);
+        let close = self.seal(SealReason::Close);
         let dropped = self.consumer.stats().dropped;
         self.writer.finish();
         SignerOutcome {
@@ -287,6 +298,7 @@ impl<T: Payload> Signer<T> {
             dropped,
             last_seal_hash: self.prev,
             next_seq: self.batch.next_seq,
+            checkpoint: close,
             seal_latency_us: self.stats.lock().stage(Stage::Sealed).histogram().clone(),
         }
     }
@@ -332,8 +344,8 @@ impl<T: Payload> Signer<T> {
     }
 
     /// Seals the current batch (possibly empty), writes it to every sink
-    /// and starts the next one.
-    fn seal(&mut self, reason: SealReason) {
+    /// and starts the next one. Returns the seal's checkpoint.
+    fn seal(&mut self, reason: SealReason) -> crate::Checkpoint {
         let batch = &mut self.batch;
         if batch.count == 0 {
             batch.seq_start = batch.next_seq;
@@ -355,6 +367,11 @@ impl<T: Payload> Signer<T> {
             dropped: dropped_total - self.dropped_at_last_seal,
             dropped_total,
             sink_errors: self.writer.take_unsigned_errors(),
+            orphans: if reason == SealReason::Recovered {
+                std::mem::take(&mut self.orphans)
+            } else {
+                Orphans::NONE
+            },
             unix_nanos: self.consumer.unix_nanos_now(),
             key_id: self.key.key_id(),
         };
@@ -372,7 +389,8 @@ impl<T: Payload> Signer<T> {
         batch.encode_ns = 0;
         let seal_offset = batch.lines.buf.len();
         seal.write_line(&signature, &mut batch.lines.buf);
-        self.prev = seal.hash();
+        let checkpoint = crate::Checkpoint::of_seal(&seal);
+        self.prev = checkpoint.hash;
         self.next_index += 1;
         self.dropped_at_last_seal = dropped_total;
 
@@ -385,5 +403,6 @@ impl<T: Payload> Signer<T> {
         };
         self.writer.send(sealed);
         batch.count = 0;
+        checkpoint
     }
 }

@@ -107,6 +107,8 @@ impl Writer {
                         drop(stats);
                         shared.counters.sealed_events.fetch_add(seal.count, Ordering::Relaxed);
                         shared.counters.seals.fetch_add(1, Ordering::Relaxed);
+                        *shared.counters.written_head.lock() =
+                            Some(crate::Checkpoint::of_seal(seal));
                     }
                     sealed.lines.buf.clear();
                     sealed.lines.ranges.clear();

@@ -2,12 +2,15 @@
 //! recovery of an existing log's chain.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Batch, LogTail, RotationSignal, Sink};
-use crate::seal::{Seal, SealReason};
+use crate::logfile::{
+    SCAN_LIMIT, complete_length, last_seal, orphans_after, rotated_files, rotated_path,
+};
+use crate::seal::{Orphans, SealReason};
 
 /// When a [`FileSink`] asks the operating system to put written data on
 /// stable storage (`fdatasync`).
@@ -47,9 +50,6 @@ impl Default for FsyncPolicy {
         FsyncPolicy::Interval(Duration::from_secs(1))
     }
 }
-
-/// How far back [`FileSink`] looks for the last seal of an existing log.
-const RECOVERY_SCAN_LIMIT: u64 = 64 << 20;
 
 /// Configures a [`FileSink`].
 ///
@@ -211,44 +211,65 @@ impl FileSink {
     ///
     /// The directory cannot be listed.
     pub fn rotated_files(&self) -> io::Result<Vec<PathBuf>> {
-        rotated_files(&self.path)
+        Ok(rotated_files(&self.path)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect())
     }
 
-    /// Reads where the existing log ends, cutting off a torn last line.
+    /// Reads where the existing log ends: its last seal, and what follows
+    /// it (orphaned lines of a run that crashed, committed to by the next
+    /// run's `recovered` seal). A torn last line is cut off: it was never
+    /// sealed and cannot be read; its length is committed to as well.
     fn recover(&mut self) -> io::Result<Option<LogTail>> {
+        let damaged = |path: &Path, e: io::Error| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: {e}: verify the log (auditring verify) and move it aside",
+                    path.display()
+                ),
+            )
+        };
         if self.len == 0 {
             // A rotation may have been interrupted after the rename: the
             // newest rotated file holds the end of the chain.
-            let Some(newest) = rotated_files(&self.path)?.pop() else {
+            let Some((_, newest)) = rotated_files(&self.path)?.pop() else {
                 return Ok(None);
             };
             let mut file = File::open(&newest)?;
             let len = file.metadata()?.len();
-            return last_seal(&mut file, len, &newest).map(|s| s.map(|s| LogTail::from_seal(&s)));
+            let complete = complete_length(&mut file, len)?;
+            return match last_seal(&mut file, complete).map_err(|e| damaged(&newest, e))? {
+                Some((seal, _)) => Ok(Some(LogTail::from_seal(&seal, Orphans::NONE))),
+                None => Ok(None),
+            };
         }
         let complete = complete_length(&mut self.file, self.len)?;
+        let Some((seal, after)) =
+            last_seal(&mut self.file, complete).map_err(|e| damaged(&self.path, e))?
+        else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not an auditring log (no seal in its last {} MiB): move it aside or choose another path",
+                    self.path.display(),
+                    SCAN_LIMIT >> 20
+                ),
+            ));
+        };
+        let orphans = orphans_after(&mut self.file, after, self.len)?;
         if complete < self.len {
             tracing::warn!(
                 target: "auditring",
                 path = %self.path.display(),
                 torn_bytes = self.len - complete,
-                "cutting off a torn last line (a write interrupted by a crash); it was never sealed"
+                "cutting off a torn last line (a write interrupted by a crash); it was never sealed, and the recovered seal records its length"
             );
             self.file.set_len(complete)?;
             self.len = complete;
         }
-        match last_seal(&mut self.file, self.len, &self.path)? {
-            Some(seal) => Ok(Some(LogTail::from_seal(&seal))),
-            None if self.len == 0 => Ok(None),
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} is not an auditring log (no seal in its last {} MiB): move it aside or choose another path",
-                    self.path.display(),
-                    RECOVERY_SCAN_LIMIT >> 20
-                ),
-            )),
-        }
+        Ok(Some(LogTail::from_seal(&seal, orphans)))
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -357,52 +378,8 @@ fn open_append(path: &Path) -> io::Result<File> {
     })
 }
 
-fn rotated_path(path: &Path, n: u64) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
-}
-
-/// `<path>.<n>` files next to `path`, by increasing `n`.
-fn rotated_files(path: &Path) -> io::Result<Vec<PathBuf>> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let Some(base) = path.file_name().and_then(|n| n.to_str()) else {
-        return Ok(Vec::new());
-    };
-    let mut found: Vec<(u64, PathBuf)> = Vec::new();
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(n) = name
-            .strip_prefix(base)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        found.push((n, entry.path()));
-    }
-    found.sort();
-    Ok(found.into_iter().map(|(_, p)| p).collect())
-}
-
 fn next_rotation_number(path: &Path) -> io::Result<u64> {
-    let files = rotated_files(path)?;
-    Ok(files
-        .last()
-        .and_then(|p| p.extension())
-        .and_then(|e| e.to_str())
-        .and_then(|e| e.parse::<u64>().ok())
-        .map_or(1, |n| n + 1))
+    Ok(rotated_files(path)?.last().map_or(1, |(n, _)| n + 1))
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -410,64 +387,4 @@ fn sync_dir(path: &Path) -> io::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
         _ => File::open(".")?.sync_all(),
     }
-}
-
-/// The length of the file up to and including its last newline.
-fn complete_length(file: &mut File, len: u64) -> io::Result<u64> {
-    let mut end = len;
-    let mut buf = vec![0u8; 64 << 10];
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        if let Some(i) = memchr::memrchr(b'\n', chunk) {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
-}
-
-/// The last seal of a log, scanning backwards at most
-/// [`RECOVERY_SCAN_LIMIT`] bytes.
-fn last_seal(file: &mut File, len: u64, path: &Path) -> io::Result<Option<Seal>> {
-    const CHUNK: u64 = 64 << 10;
-    const SEAL_PREFIX: &[u8] = br#"{"v":1,"kind":"seal","#;
-    let mut end = len;
-    // Bytes after the last newline seen so far (the start of a line whose
-    // beginning is in an earlier chunk).
-    let mut carry: Vec<u8> = Vec::new();
-    while end > 0 && len - end < RECOVERY_SCAN_LIMIT {
-        let start = end.saturating_sub(CHUNK);
-        let mut buf = vec![0u8; (end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut buf)?;
-        buf.extend_from_slice(&carry);
-        let mut lines: Vec<&[u8]> = buf.split(|&b| b == b'\n').collect();
-        // The first piece may continue in the previous chunk.
-        let first = if start > 0 {
-            Some(lines.remove(0))
-        } else {
-            None
-        };
-        for line in lines.iter().rev() {
-            if !line.starts_with(SEAL_PREFIX) {
-                continue;
-            }
-            return match Seal::parse_line(line) {
-                Ok((seal, _)) => Ok(Some(seal)),
-                Err(e) => Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "the last seal of {} is damaged ({e}): verify the log (auditring verify) and move it aside",
-                        path.display()
-                    ),
-                )),
-            };
-        }
-        carry = first.map(<[u8]>::to_vec).unwrap_or_default();
-        end = start;
-    }
-    Ok(None)
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::keys::KeyId;
-use crate::seal::{Seal, SealReason};
+use crate::seal::{Orphans, Seal, SealReason};
 use crate::signer::ChainHead;
 
 mod fanout;
@@ -77,13 +77,16 @@ pub struct LogTail {
 }
 
 impl LogTail {
-    /// The tail described by a log's last seal.
-    pub fn from_seal(seal: &Seal) -> Self {
+    /// The tail described by a log's last seal and what follows it (only
+    /// meaningful when that seal is not a `close`).
+    pub fn from_seal(seal: &Seal, orphans: Orphans) -> Self {
+        let closed = seal.reason == SealReason::Close;
         Self {
             chain: ChainHead {
                 prev: seal.hash(),
-                next_seq: seal.seq_start + seal.count,
-                previous_closed: seal.reason == SealReason::Close,
+                next_seq: seal.seq_start.saturating_add(seal.count),
+                previous_closed: closed,
+                orphans: if closed { Orphans::NONE } else { orphans },
             },
             key_id: seal.key_id,
             last_reason: seal.reason,
