@@ -353,7 +353,7 @@ fn torn_tail_is_cut_and_the_chain_continues() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
         text.lines()
-            .all(|l| l.starts_with(r#"{"v":1,"#) && l.ends_with('}'))
+            .all(|l| l.starts_with(r#"{"v":2,"#) && l.ends_with('}'))
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

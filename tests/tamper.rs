@@ -58,7 +58,7 @@ fn join(lines: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn is_seal(line: &[u8]) -> bool {
-    line.starts_with(br#"{"v":1,"kind":"seal""#)
+    line.starts_with(br#"{"v":2,"kind":"seal""#)
 }
 
 /// Index (0-based) of the n-th event line.
@@ -231,7 +231,10 @@ fn truncation_mid_batch_is_unsealed_tail_and_missing_close() {
     assert_eq!(r.status(), Status::Incomplete, "{:#?}", r.findings);
     let tail: Vec<_> = r.of_kind(FindingKind::UnsealedTail).collect();
     assert_eq!(tail.len(), 1);
-    assert_eq!(tail[0].count, Some(4)); // seq 24, 25, 26 and the torn line
+    assert_eq!(tail[0].count, Some(3)); // seq 24, 25, 26
+    assert_eq!(tail[0].seq, Some((24, 26)));
+    // The half line is a torn write, not part of the log.
+    assert_eq!(r.of_kind(FindingKind::TornLine).count(), 1, "{:#?}", r.findings);
     assert!(r.has(FindingKind::MissingClose));
 }
 
@@ -414,7 +417,7 @@ fn apply(log: &[u8], m: &Mutation) -> Vec<u8> {
         }
         Mutation::SwapLines(a, b) => l.swap(a % n, b % n),
         Mutation::Truncate(at) => return log[..at % log.len()].to_vec(),
-        Mutation::InsertLine(i) => l.insert(i % (n + 1), br#"{"v":1,"kind":"event"}"#.to_vec()),
+        Mutation::InsertLine(i) => l.insert(i % (n + 1), br#"{"v":2,"kind":"event"}"#.to_vec()),
     }
     join(&l)
 }
