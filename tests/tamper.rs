@@ -234,7 +234,12 @@ fn truncation_mid_batch_is_unsealed_tail_and_missing_close() {
     assert_eq!(tail[0].count, Some(3)); // seq 24, 25, 26
     assert_eq!(tail[0].seq, Some((24, 26)));
     // The half line is a torn write, not part of the log.
-    assert_eq!(r.of_kind(FindingKind::TornLine).count(), 1, "{:#?}", r.findings);
+    assert_eq!(
+        r.of_kind(FindingKind::TornLine).count(),
+        1,
+        "{:#?}",
+        r.findings
+    );
     assert!(r.has(FindingKind::MissingClose));
 }
 

@@ -251,6 +251,9 @@ struct Cursor {
     /// Where the last complete line starts and its leaf hash, to tell on
     /// resume that the file still holds what was verified.
     last_line: Option<(u64, Hash)>,
+    /// Bytes of the current file up to the end of its last seal line.
+    #[serde(default)]
+    sealed: u64,
 }
 
 /// The saved state of a verification in progress, at the end of its last
@@ -494,6 +497,7 @@ impl<'v> Verification<'v> {
         self.cursor.first_line = None;
         self.cursor.offset = 0;
         self.cursor.last_line = None;
+        self.cursor.sealed = 0;
         Checker {
             verifier: self.verifier,
             st: &mut self.st,
@@ -576,6 +580,9 @@ impl<'v> Verification<'v> {
             st: &mut self.st,
         }
         .line(head, len, leaf);
+        if ended.is_some() {
+            self.cursor.sealed = self.cursor.offset;
+        }
         if let (Some(verified), Some(f)) = (ended, self.on_batch.as_mut()) {
             f(verified);
         }
@@ -589,6 +596,12 @@ impl<'v> Verification<'v> {
             check: self.st.clone(),
             cursor: self.cursor.clone(),
         }
+    }
+
+    /// How many bytes of the file read last end with its last seal line:
+    /// what follows is not sealed (yet).
+    pub fn sealed_offset(&self) -> u64 {
+        self.cursor.sealed
     }
 
     /// The last seal reached whose signature verified.

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use auditring::verify::{Report, Status, Verifier};
+use auditring::Checkpoint;
+use auditring::verify::{Report, Status, Verifier, VerifierState};
 use auditring::{PublicKey, SigningKey};
 use clap::{Parser, Subcommand};
 
@@ -93,13 +94,21 @@ enum Command {
         /// How many of the last records to print first.
         #[arg(long, short = 'n', default_value_t = 20)]
         lines: usize,
+        /// A trusted public key: verify the log first, show nothing if it
+        /// is tampered, and show only sealed lines.
+        #[arg(long = "key")]
+        keys: Vec<PathBuf>,
         /// The log file.
         file: PathBuf,
     },
-    /// Verify log files (oldest first) against trusted public keys.
+    /// Verify a log against trusted public keys.
+    ///
+    /// Given one path (the active file), its rotated files (PATH.1,
+    /// PATH.2, ...) are found and ordered by their chain; given several,
+    /// they are read in the order given.
     ///
     /// Exit status: 0 intact, 1 tampered, 3 incomplete (loss, unsealed
-    /// tail, no close seal), 2 usage or I/O error.
+    /// tail, torn line, no close seal), 2 usage or I/O error.
     Verify {
         /// A trusted public key (PEM or DER); repeat for rotated keys.
         #[arg(long = "key", required = true)]
@@ -110,7 +119,36 @@ enum Command {
         /// Print only the verdict line.
         #[arg(long, short)]
         quiet: bool,
-        /// The log files, oldest first.
+        /// A checkpoint file (from `auditring head` or --checkpoint-out):
+        /// the log must still contain that seal, else the finding is
+        /// `truncated` (exit 1).
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Write the checkpoint of the last verified seal reached to this
+        /// file (not written when the log is tampered).
+        #[arg(long)]
+        checkpoint_out: Option<PathBuf>,
+        /// Continue from a state saved by --state-out: only the bytes
+        /// appended since are read.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Save the verifier's state here, to --resume later.
+        #[arg(long)]
+        state_out: Option<PathBuf>,
+        /// The log: its active file, or its files oldest first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the checkpoint of a log's last verified seal (one JSON line),
+    /// to keep elsewhere and check later with `verify --expect`.
+    ///
+    /// Exit status: 0 printed, 1 the log is tampered (nothing printed), 3
+    /// no verified seal, 2 usage or I/O error.
+    Head {
+        /// A trusted public key (PEM or DER); repeat for rotated keys.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// The log: its active file, or its files oldest first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -133,8 +171,24 @@ fn main() -> ExitCode {
             keys,
             json,
             quiet,
+            expect,
+            checkpoint_out,
+            resume,
+            state_out,
             files,
-        } => verify(&keys, json, quiet, &files),
+        } => verify(
+            &keys,
+            &VerifyOptions {
+                json,
+                quiet,
+                expect,
+                checkpoint_out,
+                resume,
+                state_out,
+            },
+            &files,
+        ),
+        Command::Head { keys, files } => head(&keys, &files),
         Command::Stats {
             keys,
             plot,
@@ -144,8 +198,9 @@ fn main() -> ExitCode {
         Command::Tail {
             follow,
             lines,
+            keys,
             file,
-        } => tail::run(&file, lines, follow),
+        } => load_keys(&keys).and_then(|keys| tail::run(&file, lines, follow, keys)),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -281,7 +336,15 @@ fn stats_command(
     files: &[PathBuf],
 ) -> Result<u8, String> {
     let keys = load_keys(keys)?;
+    let files = &log_files(files)?;
     let stats = stats::compute(files, keys)?;
+    if stats.status == Some(Status::Tampered) {
+        eprintln!(
+            "auditring: the log is TAMPERED ({} finding(s)): no statistics shown; run `auditring verify` for details",
+            stats.report.tamper
+        );
+        return Ok(Status::Tampered.exit_code() as u8);
+    }
     if stats.report.events == 0 {
         return Err(format!(
             "no auditring event in {}: not an auditring log (check the path)",
@@ -340,8 +403,42 @@ fn stats_command(
     })
 }
 
-fn verify(keys: &[PathBuf], json: bool, quiet: bool, files: &[PathBuf]) -> Result<u8, String> {
+/// The log's files: one path is an active file whose rotated files are
+/// found; several are taken as given.
+fn log_files(files: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    match files {
+        [one] => auditring::verify::log_files(one)
+            .map_err(|e| format!("cannot list the files of {}: {e}", one.display())),
+        many => Ok(many.to_vec()),
+    }
+}
+
+struct VerifyOptions {
+    json: bool,
+    quiet: bool,
+    expect: Option<PathBuf>,
+    checkpoint_out: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    state_out: Option<PathBuf>,
+}
+
+fn read_checkpoint(path: &Path) -> Result<Checkpoint, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read checkpoint {}: {e}", path.display()))?;
+    Checkpoint::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn verify(keys: &[PathBuf], options: &VerifyOptions, files: &[PathBuf]) -> Result<u8, String> {
     let keys = load_keys(keys)?;
+    let files = log_files(files)?;
+    let mut verifier = Verifier::new(keys);
+    if let Some(path) = &options.expect {
+        verifier = verifier.expect_checkpoint(read_checkpoint(path)?);
+    }
     let total: u64 = files
         .iter()
         .map(|f| {
@@ -351,30 +448,88 @@ fn verify(keys: &[PathBuf], json: bool, quiet: bool, files: &[PathBuf]) -> Resul
         })
         .sum::<Result<u64, _>>()?;
     let started = Instant::now();
-    let show_progress = !json && !quiet && std::io::stderr().is_terminal() && total > 64 << 20;
+    let show_progress =
+        !options.json && !options.quiet && std::io::stderr().is_terminal() && total > 64 << 20;
     let mut last_draw = Instant::now();
-    let report = Verifier::new(keys)
-        .verify_files(files, |done| {
-            if show_progress && last_draw.elapsed().as_millis() >= 200 {
-                last_draw = Instant::now();
-                draw_progress(done, total, started);
-            }
-        })
-        .map_err(|e| e.to_string())?;
+    let mut pass = match &options.resume {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read state {}: {e}", path.display()))?;
+            verifier.resume(
+                VerifierState::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+            )
+        }
+        None => verifier.start(),
+    };
+    pass.feed_files(&files, &mut |done| {
+        if show_progress && last_draw.elapsed().as_millis() >= 200 {
+            last_draw = Instant::now();
+            draw_progress(done, total, started);
+        }
+    })
+    .map_err(|e| e.to_string())?;
     if show_progress {
         eprint!("\r{:60}\r", "");
     }
+    if let Some(path) = &options.state_out {
+        write_file(path, &pass.state().to_json())?;
+    }
+    let checkpoint = pass.checkpoint();
+    let report = pass.finish();
     let status = report.status();
-    if json {
+    if let Some(path) = &options.checkpoint_out {
+        match checkpoint {
+            Some(c) if status != Status::Tampered => write_file(path, &(c.to_json() + "\n"))?,
+            _ => eprintln!(
+                "auditring: no checkpoint written to {}: the log {}",
+                path.display(),
+                if status == Status::Tampered {
+                    "is tampered"
+                } else {
+                    "has no verified seal"
+                }
+            ),
+        }
+    }
+    // A closed output (`| head`) ends the listing, not the verdict.
+    let _ = if options.json {
         let out = serde_json::json!({
             "status": status,
             "report": report,
+            "checkpoint": checkpoint,
         });
-        println!("{out}");
+        writeln!(std::io::stdout().lock(), "{out}")
     } else {
-        print_human(&report, quiet, started.elapsed().as_secs_f64());
-    }
+        print_human(&report, options.quiet, started.elapsed().as_secs_f64())
+    };
     Ok(status.exit_code() as u8)
+}
+
+fn head(keys: &[PathBuf], files: &[PathBuf]) -> Result<u8, String> {
+    let keys = load_keys(keys)?;
+    let files = log_files(files)?;
+    let verifier = Verifier::new(keys);
+    let mut pass = verifier.start();
+    pass.feed_files(&files, &mut |_| {})
+        .map_err(|e| e.to_string())?;
+    let checkpoint = pass.checkpoint();
+    let report = pass.finish();
+    if report.status() == Status::Tampered {
+        eprintln!(
+            "auditring: the log is TAMPERED ({} finding(s)): no checkpoint printed; run `auditring verify` for details",
+            report.tamper
+        );
+        return Ok(1);
+    }
+    let Some(checkpoint) = checkpoint else {
+        eprintln!("auditring: the log has no verified seal: nothing to anchor");
+        return Ok(3);
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{}", checkpoint.to_json());
+    eprintln!(
+        "checkpoint: {checkpoint}; keep it elsewhere and check with `auditring verify --expect FILE`"
+    );
+    Ok(0)
 }
 
 fn draw_progress(done: u64, total: u64, started: Instant) {
@@ -395,13 +550,14 @@ fn draw_progress(done: u64, total: u64, started: Instant) {
     );
 }
 
-fn print_human(report: &Report, quiet: bool, seconds: f64) {
+fn print_human(report: &Report, quiet: bool, seconds: f64) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     if !quiet {
         for finding in &report.findings {
-            println!("{finding}");
+            writeln!(out, "{finding}")?;
         }
         if report.findings_not_kept > 0 {
-            println!("... and {} more findings", report.findings_not_kept);
+            writeln!(out, "... and {} more findings", report.findings_not_kept)?;
         }
     }
     let verdict = match report.status() {
@@ -409,7 +565,8 @@ fn print_human(report: &Report, quiet: bool, seconds: f64) {
         Status::Incomplete => "INCOMPLETE",
         Status::Tampered => "TAMPERED",
     };
-    println!(
+    writeln!(
+        out,
         "{verdict}: {} lines, {} events ({} sealed), {} seals, {} run(s), {} dropped; {} tamper and {} incompleteness finding(s); {:.1} MB in {:.2}s",
         report.lines,
         report.events,
@@ -421,5 +578,5 @@ fn print_human(report: &Report, quiet: bool, seconds: f64) {
         report.incomplete,
         report.bytes as f64 / 1e6,
         seconds
-    );
+    )
 }

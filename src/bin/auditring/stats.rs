@@ -54,50 +54,72 @@ pub struct LogStats {
     pub report: auditring::verify::Report,
 }
 
+/// One event's figures, held until its batch is known to verify.
+struct Sample {
+    key: (String, String),
+    enforcement: Option<u64>,
+    dispatch: Option<u64>,
+}
+
+impl Sample {
+    fn of(head: &[u8]) -> Option<Self> {
+        let p = serde_json::from_slice::<Line<'_>>(head).ok()?.payload;
+        Some(Self {
+            key: (
+                p.action.map(|a| a.into_owned()).unwrap_or_default(),
+                p.decision.map(|d| d.into_owned()).unwrap_or_default(),
+            ),
+            enforcement: p.enforcement_latency_us,
+            dispatch: p
+                .dispatch_latency_us
+                .filter(|_| p.dispatch_status.unwrap_or(0) != 0),
+        })
+    }
+
+    fn add_to(self, rows: &mut BTreeMap<(String, String), Row>) {
+        let row = rows.entry(self.key).or_default();
+        if let Some(us) = self.enforcement {
+            row.enforcement.saturating_record(us.max(1));
+        }
+        if let Some(us) = self.dispatch {
+            row.dispatch.saturating_record(us.max(1));
+        }
+    }
+}
+
 /// Reads the log once: verification (when keys are given) and statistics.
+/// With keys, an event counts only once the seal of its batch verified:
+/// unsealed, forged or altered lines never reach the statistics.
 pub fn compute(files: &[PathBuf], keys: Vec<PublicKey>) -> Result<LogStats, String> {
+    use std::cell::RefCell;
+
     let verified = !keys.is_empty();
     let verifier = Verifier::new(keys);
-    let mut rows: BTreeMap<(String, String), Row> = BTreeMap::new();
-    let mut unreadable = 0u64;
+    let rows: RefCell<BTreeMap<(String, String), Row>> = RefCell::new(BTreeMap::new());
+    let batch: RefCell<Vec<Sample>> = RefCell::new(Vec::new());
+    let unreadable = RefCell::new(0u64);
     let report = {
         let mut run = verifier.start();
-        run.on_event(
-            |head: &[u8]| match serde_json::from_slice::<Line<'_>>(head) {
-                Ok(line) => {
-                    let p = line.payload;
-                    let key = (
-                        p.action.map(|a| a.into_owned()).unwrap_or_default(),
-                        p.decision.map(|d| d.into_owned()).unwrap_or_default(),
-                    );
-                    let row = rows.entry(key).or_default();
-                    if let Some(us) = p.enforcement_latency_us {
-                        row.enforcement.saturating_record(us.max(1));
-                    }
-                    if p.dispatch_status.unwrap_or(0) != 0 {
-                        if let Some(us) = p.dispatch_latency_us {
-                            row.dispatch.saturating_record(us.max(1));
-                        }
-                    }
+        run.on_event(|head: &[u8]| match Sample::of(head) {
+            Some(sample) if verified => batch.borrow_mut().push(sample),
+            Some(sample) => sample.add_to(&mut rows.borrow_mut()),
+            None => *unreadable.borrow_mut() += 1,
+        });
+        run.on_batch(|ok| {
+            let mut rows = rows.borrow_mut();
+            for sample in batch.borrow_mut().drain(..) {
+                if ok {
+                    sample.add_to(&mut rows);
                 }
-                Err(_) => unreadable += 1,
-            },
-        );
-        for path in files {
-            let file = std::fs::File::open(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            run.feed(
-                &path.display().to_string(),
-                std::io::BufReader::with_capacity(1 << 20, file),
-                &mut |_| {},
-            )
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        }
+            }
+        });
+        run.feed_files(files, &mut |_| {})
+            .map_err(|e| e.to_string())?;
         run.finish()
     };
     Ok(LogStats {
-        rows,
-        unreadable,
+        rows: rows.into_inner(),
+        unreadable: unreadable.into_inner(),
         status: verified.then(|| report.status()),
         report,
     })

@@ -6,6 +6,8 @@ use std::io::{self, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use auditring::PublicKey;
+use auditring::verify::{Status, Verifier};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -121,14 +123,58 @@ fn render(line: &[u8], style: &Style) -> String {
 }
 
 /// Prints the last `lines` records of `path`, then follows it if asked.
-pub fn run(path: &Path, lines: usize, follow: bool) -> Result<u8, String> {
+/// With `keys`, the log (with its rotated files) is verified first: a
+/// tampered log prints nothing (exit 1), and only sealed lines are shown.
+pub fn run(path: &Path, lines: usize, follow: bool, keys: Vec<PublicKey>) -> Result<u8, String> {
     let style = Style {
         color: io::stdout().is_terminal(),
     };
     let open = |p: &Path| File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let mut verdict = 0;
+    let mut sealed_end = None;
+    if !keys.is_empty() {
+        if follow {
+            return Err(
+                "--follow with --key is not supported: verify with `auditring verify`, then follow without --key"
+                    .into(),
+            );
+        }
+        let files = auditring::verify::log_files(path)
+            .map_err(|e| format!("cannot list the files of {}: {e}", path.display()))?;
+        let verifier = Verifier::new(keys);
+        let mut pass = verifier.start();
+        pass.feed_files(&files, &mut |_| {})
+            .map_err(|e| e.to_string())?;
+        sealed_end = Some(pass.sealed_offset());
+        let report = pass.finish();
+        match report.status() {
+            Status::Tampered => {
+                eprintln!(
+                    "auditring: the log is TAMPERED ({} finding(s)): nothing shown; run `auditring verify` for details",
+                    report.tamper
+                );
+                return Ok(1);
+            }
+            Status::Incomplete => verdict = 3,
+            Status::Intact => {}
+        }
+    }
     let mut file = open(path)?;
     let mut text = Vec::new();
     file.read_to_end(&mut text).map_err(|e| e.to_string())?;
+    if let Some(end) = sealed_end {
+        let unsealed = text.get(end as usize..).map_or(0, |rest| {
+            rest.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+        });
+        if unsealed > 0 {
+            eprintln!(
+                "auditring: {unsealed} line(s) after the last seal are not sealed and not shown"
+            );
+        }
+        text.truncate(end as usize);
+    }
     let mut offset = text.len() as u64;
     let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let mut partial = text[complete..].to_vec();
@@ -142,7 +188,7 @@ pub fn run(path: &Path, lines: usize, follow: bool) -> Result<u8, String> {
     }
     let _ = out.flush();
     if !follow {
-        return Ok(0);
+        return Ok(verdict);
     }
     drop(out);
     let identity = |f: &File| {
