@@ -155,7 +155,10 @@ fn killed_writers_leave_a_verifiable_log() {
         .unwrap();
     for f in &report.findings {
         assert!(
-            matches!(f.kind, FindingKind::UnsealedTail | FindingKind::Restart),
+            matches!(
+                f.kind,
+                FindingKind::UnsealedTail | FindingKind::Restart | FindingKind::TornLine
+            ),
             "seed {seed}: unexpected finding {f}"
         );
     }
