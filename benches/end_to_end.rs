@@ -20,7 +20,11 @@
 //! is events over the time from the first record to the end of shutdown
 //! (everything written and flushed). `seal_p99_us` is the 99th percentile
 //! of each event's capture-to-written latency. Finally the verifier reads
-//! the default contender's file: `bench=verify mb_per_s=<x>`.
+//! the default contender's file: `bench=verify mb_per_s=<x>`; the same
+//! file as it grows in 16 steps, resuming from a saved JSON state at each
+//! (`bench=verify_incremental`); and a crafted log of as many lines whose
+//! seqs split one huge gap again and again (`bench=verify_crafted`, with
+//! its time relative to the genuine log's).
 //!
 //! `AUDITRING_BENCH_QUICK=1` shrinks the runs to finish in well under a
 //! minute.
@@ -31,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use auditring::sink::{FileSink, FsyncPolicy};
-use auditring::verify::{Status, Verifier};
+use auditring::verify::{Status, Verifier, VerifierState};
 use auditring::{AuditPayload, FullPolicy, Runtime, SigningKey};
 use hdrhistogram::Histogram;
 use p256::ecdsa::signature::Signer;
@@ -315,5 +319,113 @@ fn main() {
     let report = verifier.verify_files(&[&batch1], |_| {}).expect("readable");
     assert_eq!(report.status(), Status::Intact);
 
+    verify_incremental(&verifier, &batched, &dir);
+    verify_crafted(&key, &verifier, sizes.batched, seconds);
+
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Verifies `log` as it grows in 16 steps: each step resumes from the
+/// state the previous one saved (serialized to JSON and read back), so it
+/// reads only the new bytes. Only verifying and saving are timed.
+fn verify_incremental(verifier: &Verifier, log: &Path, dir: &Path) {
+    let bytes = std::fs::read(log).expect("readable");
+    let growing = dir.join("growing.jsonl");
+    let mut file = File::create(&growing).expect("writable");
+    let mut state: Option<String> = None;
+    let mut written = 0;
+    let mut timed = 0.0;
+    let mut state_bytes = 0;
+    for step in 1..=16 {
+        let target = bytes.len() * step / 16;
+        let end = if step == 16 {
+            bytes.len()
+        } else {
+            bytes[..target]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+        };
+        file.write_all(&bytes[written..end]).expect("writable");
+        file.flush().expect("writable");
+        written = end;
+        let started = Instant::now();
+        let mut pass = match &state {
+            None => verifier.start(),
+            Some(text) => verifier.resume(VerifierState::from_json(text).expect("saved state")),
+        };
+        pass.feed_files(&[&growing], &mut |_| {}).expect("readable");
+        let saved = pass.state().to_json();
+        timed += started.elapsed().as_secs_f64();
+        state_bytes = saved.len();
+        state = Some(saved);
+    }
+    let report = verifier
+        .resume(VerifierState::from_json(state.as_deref().expect("saved")).expect("state"))
+        .finish();
+    assert_eq!(report.status(), Status::Intact, "{:?}", report.findings);
+    println!(
+        "bench=verify_incremental mb_per_s={:.0} steps=16 state_bytes={state_bytes}",
+        report.bytes as f64 / timed / 1e6
+    );
+}
+
+/// A log of `events` event lines after one opening seal: one far-ahead seq,
+/// then seqs that bisect the gap again and again (the input that made an
+/// earlier verifier quadratic). Its verification time is compared with the
+/// genuine log's (`genuine_seconds` for as many events).
+fn verify_crafted(key: &SigningKey, verifier: &Verifier, events: u64, genuine_seconds: f64) {
+    use auditring::merkle::empty_root;
+    use auditring::{GENESIS, Orphans, Seal, SealReason, event_line};
+
+    let stream = [0x42; 16];
+    let open = Seal {
+        stream,
+        index: 0,
+        reason: SealReason::Open,
+        seq_start: 0,
+        count: 0,
+        root: empty_root(),
+        prev: GENESIS,
+        dropped: 0,
+        dropped_total: 0,
+        sink_errors: 0,
+        orphans: Orphans::NONE,
+        unix_nanos: 0,
+        key_id: key.key_id(),
+    };
+    let mut log = open.to_line(&key.sign_seal(&open));
+    log.push(b'\n');
+    let mut payload = AuditPayload::default();
+    event::fill(&mut payload, 0);
+    let mut push = |seq: u64| {
+        log.extend_from_slice(&event_line(&stream, seq, &stream, 0, &payload));
+        log.push(b'\n');
+    };
+    push(1 << 40);
+    let mut frontier = vec![(0u64, 1u64 << 40)];
+    let mut written = 1;
+    while written < events {
+        let mut next = Vec::with_capacity(frontier.len() * 2);
+        for &(a, b) in &frontier {
+            if written >= events {
+                break;
+            }
+            let mid = a + (b - a) / 2;
+            push(mid);
+            written += 1;
+            next.push((a, mid));
+            next.push((mid + 1, b));
+        }
+        frontier = next;
+    }
+    let started = Instant::now();
+    let report = verifier.verify_bytes(&log);
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(report.status(), Status::Tampered);
+    println!(
+        "bench=verify_crafted lines={written} mb_per_s={:.0} time_vs_genuine={:.2}",
+        report.bytes as f64 / seconds / 1e6,
+        seconds / genuine_seconds
+    );
 }

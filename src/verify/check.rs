@@ -152,6 +152,10 @@ pub(super) struct CheckState {
     crlf_lines: u64,
     /// Tamper findings counted when the current batch began.
     batch_tamper_mark: u64,
+    /// Lines of format version 1 (`{"v":1,`), which this verifier does
+    /// not read.
+    #[serde(default)]
+    version_1_lines: u64,
 }
 
 impl CheckState {
@@ -173,6 +177,7 @@ impl CheckState {
             verified_head: None,
             crlf_lines: 0,
             batch_tamper_mark: 0,
+            version_1_lines: 0,
         }
     }
 
@@ -258,6 +263,9 @@ impl Checker<'_> {
                 None
             }
             LineKind::Unknown => {
+                if head.starts_with(br#"{"v":1,"kind":""#) {
+                    self.st.version_1_lines += 1;
+                }
                 let line = self.st.line;
                 self.find_run(FindingKind::Malformed, line, || {
                     "line is neither an auditring event nor a seal".into()
@@ -344,7 +352,12 @@ impl Checker<'_> {
         match &self.st.phase {
             Phase::Start => {
                 let line = self.st.line;
-                let detail = if self.st.crlf_lines > 0 {
+                let detail = if self.st.version_1_lines > 0 {
+                    format!(
+                        "no seal of format version 2: {} line(s) are of format version 1, written by an earlier auditring; verify them with that version's verifier",
+                        self.st.version_1_lines
+                    )
+                } else if self.st.crlf_lines > 0 {
                     format!(
                         "no readable seal: {} line(s) end in CRLF (\\r\\n), so the file was converted to Windows line endings; convert it back (dos2unix) and verify again",
                         self.st.crlf_lines
