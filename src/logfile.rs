@@ -79,7 +79,7 @@ pub fn log_files(active: &Path) -> io::Result<Vec<PathBuf>> {
         let mut file = File::open(path)?;
         let len = file.metadata()?.len();
         let first = first_seal(&mut file)?.map(|s| s.prev);
-        let last = last_seal(&mut file, len)?.map(|(s, _)| s.hash());
+        let last = last_seal(&mut file, len)?.map(|found| found.seal.hash());
         ends.push((first, last));
     }
     let by_last: HashMap<Hash, usize> = ends
@@ -150,10 +150,19 @@ pub(crate) fn complete_length(file: &mut File, len: u64) -> io::Result<u64> {
     Ok(0)
 }
 
+/// A seal found in a file.
+#[derive(Clone, Debug)]
+pub(crate) struct FoundSeal {
+    pub(crate) seal: Seal,
+    pub(crate) signature: [u8; 64],
+    /// The offset just past the seal line's newline.
+    pub(crate) end: u64,
+}
+
 /// The last seal line among the first `len` bytes of a file, scanning
-/// backwards at most [`SCAN_LIMIT`] bytes, with the offset just past its
-/// newline. A damaged last seal is an error.
-pub(crate) fn last_seal(file: &mut File, len: u64) -> io::Result<Option<(Seal, u64)>> {
+/// backwards at most [`SCAN_LIMIT`] bytes. A damaged last seal is an error
+/// that says what is wrong with it.
+pub(crate) fn last_seal(file: &mut File, len: u64) -> io::Result<Option<FoundSeal>> {
     const CHUNK: u64 = 64 << 10;
     /// Longer lines cannot be seals; only their length matters.
     const MAX_SEAL: usize = 4096;
@@ -203,17 +212,23 @@ pub(crate) fn last_seal(file: &mut File, len: u64) -> io::Result<Option<(Seal, u
     Ok(None)
 }
 
-fn parse_found(line: &[u8], line_end: u64, len: u64) -> io::Result<(Seal, u64)> {
+fn parse_found(line: &[u8], line_end: u64, len: u64) -> io::Result<FoundSeal> {
     // The offset just past the line's newline (a last line without one is
     // not complete, and callers pass only complete lengths).
-    let after = (line_end + 1).min(len);
+    let end = (line_end + 1).min(len);
     Seal::parse_line(line)
-        .map(|(s, _)| (s, after))
+        .map(|(seal, signature)| FoundSeal {
+            seal,
+            signature,
+            end,
+        })
         .map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the last seal is damaged ({e})"),
-            )
+            let what = if line.last() == Some(&b'\r') {
+                "its lines end in CRLF (\\r\\n): the file was converted to Windows line endings; convert it back (dos2unix) before continuing it".to_owned()
+            } else {
+                format!("its last seal is damaged ({e})")
+            };
+            io::Error::new(io::ErrorKind::InvalidData, what)
         })
 }
 

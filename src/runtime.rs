@@ -325,12 +325,16 @@ impl<T: Payload> RuntimeBuilder<T> {
         let mut sinks = self.sinks;
         let rotation = RotationSignal::default();
         let mut found = None;
+        let public = key.public_key();
         for entry in &mut sinks {
             entry.sink.attach(&rotation);
-            let tail = entry.sink.resume().map_err(|source| BuildError::Resume {
-                sink: entry.sink.name().to_owned(),
-                source,
-            })?;
+            let tail = entry
+                .sink
+                .resume(&public)
+                .map_err(|source| BuildError::Resume {
+                    sink: entry.sink.name().to_owned(),
+                    source,
+                })?;
             if found.is_none() {
                 found = tail;
             }

@@ -167,6 +167,11 @@ pub(crate) struct Signer<T: Payload> {
     open_reason: SealReason,
     /// Committed to by the opening seal when it is `recovered`.
     orphans: Orphans,
+    /// The smallest file size limit of the sinks, if any.
+    size_limit: Option<u64>,
+    /// Bytes written to the current file since its start (as the sink
+    /// reported it at start, then counted here).
+    file_bytes: u64,
     dropped_at_last_seal: u64,
     counters: Arc<SignerCounters>,
     rotation: RotationSignal,
@@ -223,6 +228,8 @@ impl<T: Payload> Signer<T> {
                 SealReason::Recovered
             },
             orphans: config.chain.orphans,
+            size_limit: rotation.size_limit().map(|(limit, _)| limit),
+            file_bytes: rotation.size_limit().map_or(0, |(_, current)| current),
             dropped_at_last_seal: 0,
             counters,
             rotation,
@@ -259,11 +266,11 @@ impl<T: Payload> Signer<T> {
                 batch.encode_ns += clock.nanos_between(started, clock.stamp());
             }
             if self.batch.count as usize >= self.max_batch {
-                self.seal(SealReason::Size);
+                self.seal_batch(SealReason::Size);
             } else if self.batch.count > 0
                 && self.consumer.nanos_since(self.batch.oldest_stamp) >= self.max_delay_ns
             {
-                self.seal(SealReason::Timer);
+                self.seal_batch(SealReason::Timer);
             }
             if self.rotation.take() {
                 // The batch ends the old file; an open seal of the same
@@ -343,6 +350,25 @@ impl<T: Payload> Signer<T> {
         }
     }
 
+    /// Seals a full or timed-out batch; when a sink limits its file's size
+    /// and this batch would take the file past it, the batch ends the file
+    /// (a `rotate` seal) and an `open` seal starts the next, so a file
+    /// exceeds its limit by at most one batch.
+    fn seal_batch(&mut self, reason: SealReason) {
+        /// Room for the seal line itself (about 700 bytes).
+        const SEAL_LINE: u64 = 1024;
+        let pending = self.batch.lines.buf.len() as u64 + SEAL_LINE;
+        match self.size_limit {
+            Some(limit) if self.file_bytes.saturating_add(pending) >= limit => {
+                self.seal(SealReason::Rotate);
+                self.seal(SealReason::Open);
+            }
+            _ => {
+                self.seal(reason);
+            }
+        }
+    }
+
     /// Seals the current batch (possibly empty), writes it to every sink
     /// and starts the next one. Returns the seal's checkpoint.
     fn seal(&mut self, reason: SealReason) -> crate::Checkpoint {
@@ -389,6 +415,11 @@ impl<T: Payload> Signer<T> {
         batch.encode_ns = 0;
         let seal_offset = batch.lines.buf.len();
         seal.write_line(&signature, &mut batch.lines.buf);
+        self.file_bytes = if reason == SealReason::Rotate {
+            0
+        } else {
+            self.file_bytes + batch.lines.buf.len() as u64
+        };
         let checkpoint = crate::Checkpoint::of_seal(&seal);
         self.prev = checkpoint.hash;
         self.next_index += 1;

@@ -359,19 +359,39 @@ fn torn_tail_is_cut_and_the_chain_continues() {
 }
 
 #[test]
-fn existing_log_of_another_key_continues_and_needs_both_keys() {
+fn existing_log_of_another_key_continues_only_when_trusted_and_needs_both_keys() {
     let dir = tempdir("rekey");
     let path = dir.join("audit.jsonl");
     let (old, new) = (SigningKey::generate(), SigningKey::generate());
-    for key in [&old, &new] {
-        let runtime = Runtime::<AuditPayload>::builder()
-            .signing_key(key.clone())
-            .sink(FileSink::open(&path).unwrap())
-            .build()
-            .unwrap();
-        record_n(&runtime, 10);
-        runtime.shutdown().unwrap();
-    }
+    let runtime = Runtime::<AuditPayload>::builder()
+        .signing_key(old.clone())
+        .sink(FileSink::open(&path).unwrap())
+        .build()
+        .unwrap();
+    record_n(&runtime, 10);
+    runtime.shutdown().unwrap();
+    // A new key does not continue a log it cannot verify ...
+    let before = std::fs::read(&path).unwrap();
+    let err = Runtime::<AuditPayload>::builder()
+        .signing_key(new.clone())
+        .sink(FileSink::open(&path).unwrap())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("trust_key"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // ... unless told to trust the old one (a key rotation).
+    let runtime = Runtime::<AuditPayload>::builder()
+        .signing_key(new.clone())
+        .sink(
+            FileSink::builder(&path)
+                .trust_key(old.public_key())
+                .open()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    record_n(&runtime, 10);
+    runtime.shutdown().unwrap();
     let both = Verifier::new([old.public_key(), new.public_key()])
         .verify_files(&[&path], |_| {})
         .unwrap();
@@ -401,7 +421,10 @@ fn a_file_that_is_not_a_log_is_refused() {
         fn write_batch(&mut self, _: &Batch<'_>) -> io::Result<()> {
             Ok(())
         }
-        fn resume(&mut self) -> io::Result<Option<auditring::sink::LogTail>> {
+        fn resume(
+            &mut self,
+            _: &auditring::PublicKey,
+        ) -> io::Result<Option<auditring::sink::LogTail>> {
             Err(io::Error::other("damaged"))
         }
     }

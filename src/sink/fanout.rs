@@ -3,6 +3,7 @@
 use std::io;
 
 use super::{Batch, LogTail, RotationSignal, Sink};
+use crate::keys::PublicKey;
 
 /// Writes every batch to each of its sinks, in order, as one sink: one
 /// policy for the group. Every sink is tried; the first error is returned.
@@ -77,12 +78,14 @@ impl Sink for Fanout {
 
     /// The first member's tail: the members are expected to hold the same
     /// log.
-    fn resume(&mut self) -> io::Result<Option<LogTail>> {
+    fn resume(&mut self, signer: &PublicKey) -> io::Result<Option<LogTail>> {
+        let mut first = None;
         for sink in &mut self.sinks {
-            if let Some(tail) = sink.resume()? {
-                return Ok(Some(tail));
+            let tail = sink.resume(signer)?;
+            if first.is_none() {
+                first = tail;
             }
         }
-        Ok(None)
+        Ok(first)
     }
 }

@@ -19,9 +19,9 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::keys::KeyId;
+use crate::keys::{KeyId, PublicKey};
 use crate::seal::{Orphans, Seal, SealReason};
 use crate::signer::ChainHead;
 
@@ -94,9 +94,15 @@ impl LogTail {
     }
 }
 
-/// A flag a sink raises to ask for a file rotation (see [`Sink::attach`]). The signer then seals
-/// the open batch with a `rotate` seal (the last line of the old file) and
-/// opens the next file with an `open` seal of the same stream.
+/// How a sink that rotates files asks the signer for a rotation (see
+/// [`Sink::attach`]). The signer then seals the open batch with a `rotate`
+/// seal (the last line of the old file) and opens the next file with an
+/// `open` seal of the same stream.
+///
+/// Two ways: [`request`](Self::request) a rotation at the next seal (for
+/// age), or [`limit_size`](Self::limit_size) so that the signer itself
+/// rotates before a batch would take the file past a size: a file then
+/// never exceeds the limit by more than one batch.
 ///
 /// # Examples
 ///
@@ -106,19 +112,50 @@ impl LogTail {
 /// signal.request();
 /// assert!(signal.take());
 /// assert!(!signal.take());
+/// signal.limit_size(1 << 20, 4096);
+/// assert_eq!(signal.size_limit(), Some((1 << 20, 4096)));
 /// ```
 #[derive(Clone, Debug, Default)]
-pub struct RotationSignal(Arc<AtomicBool>);
+pub struct RotationSignal(Arc<RotationState>);
+
+#[derive(Debug, Default)]
+struct RotationState {
+    requested: AtomicBool,
+    /// The smallest size limit of the attached sinks; 0 for none.
+    limit: AtomicU64,
+    /// The largest current file length of those sinks.
+    current: AtomicU64,
+}
 
 impl RotationSignal {
     /// Asks for a rotation at the next seal.
     pub fn request(&self) {
-        self.0.store(true, Ordering::Release);
+        self.0.requested.store(true, Ordering::Release);
     }
 
     /// Whether a rotation was asked for; clears the request.
     pub fn take(&self) -> bool {
-        self.0.swap(false, Ordering::AcqRel)
+        self.0.requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Rotate before a file of `current` bytes would grow past `limit`
+    /// bytes (with several sinks, the smallest limit applies). Set when the
+    /// runtime is built, before it starts.
+    pub fn limit_size(&self, limit: u64, current: u64) {
+        let limit = limit.max(1);
+        let _ = self
+            .0
+            .limit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+                Some(if old == 0 { limit } else { old.min(limit) })
+            });
+        self.0.current.fetch_max(current, Ordering::AcqRel);
+    }
+
+    /// The size limit and the current file length, if a sink set one.
+    pub fn size_limit(&self) -> Option<(u64, u64)> {
+        let limit = self.0.limit.load(Ordering::Acquire);
+        (limit > 0).then(|| (limit, self.0.current.load(Ordering::Acquire)))
     }
 }
 
@@ -233,12 +270,16 @@ pub trait Sink: Send {
 
     /// Where an existing log at this destination left off, read when the
     /// runtime is built, so the new run continues its chain. `None` for a
-    /// new or non-persistent destination.
+    /// new or non-persistent destination. `signer` is the runtime's public
+    /// key: a sink continues only a log whose last seal it can verify (by
+    /// this key, or one it was told to trust), and repairs nothing before.
     ///
     /// # Errors
     ///
-    /// An existing log whose end cannot be read as an auditring log.
-    fn resume(&mut self) -> io::Result<Option<LogTail>> {
+    /// An existing log whose end cannot be read as an auditring log, or
+    /// whose last seal does not verify.
+    fn resume(&mut self, signer: &PublicKey) -> io::Result<Option<LogTail>> {
+        let _ = signer;
         Ok(None)
     }
 
@@ -263,8 +304,8 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
         (**self).name()
     }
 
-    fn resume(&mut self) -> io::Result<Option<LogTail>> {
-        (**self).resume()
+    fn resume(&mut self, signer: &PublicKey) -> io::Result<Option<LogTail>> {
+        (**self).resume(signer)
     }
 
     fn attach(&mut self, rotation: &RotationSignal) {
