@@ -572,8 +572,12 @@ fn open_log(path: &Path, follow_symlinks: bool) -> io::Result<File> {
 }
 
 /// Takes the log's writer lock (an exclusive `flock`), or says who holds
-/// it.
+/// it. Only regular files are locked (a device such as `/dev/full` is no
+/// log to share).
 fn lock_exclusive(file: &File, path: &Path) -> io::Result<()> {
+    if !file.metadata()?.is_file() {
+        return Ok(());
+    }
     match file.try_lock() {
         Ok(()) => Ok(()),
         Err(std::fs::TryLockError::WouldBlock) => {
