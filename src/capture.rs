@@ -491,6 +491,16 @@ impl<T: Payload> Consumer<T> {
         stats_of(self.ring.shared())
     }
 
+    /// Copies every lane's published count, as of now, into `marks`.
+    pub(crate) fn mark(&self, marks: &mut Vec<u64>) {
+        self.ring.mark(marks);
+    }
+
+    /// Whether every event counted by [`mark`](Self::mark) was drained.
+    pub(crate) fn drained_up_to(&self, marks: &[u64]) -> bool {
+        self.ring.drained_up_to(marks)
+    }
+
     /// The clock that stamps this ring's events.
     pub(crate) fn clock(&self) -> &crate::clock::CaptureClock {
         self.anchor.clock()

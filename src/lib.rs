@@ -95,6 +95,7 @@ mod capture;
 mod clock;
 pub mod config;
 mod event;
+mod flush;
 mod hasher;
 mod json;
 mod keys;
@@ -118,6 +119,7 @@ pub use capture::{
     MAX_PRODUCERS, RecorderError,
 };
 pub use event::event_line;
+pub use flush::{FlushError, FlushHandle, FlushReport};
 pub use keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use recorder::{FullPolicy, RecordError, Recorder};

@@ -559,6 +559,30 @@ impl<T> RingConsumer<T> {
         })
     }
 
+    /// Copies every lane's published count, as of now, into `marks`.
+    pub(crate) fn mark(&self, marks: &mut Vec<u64>) {
+        marks.clear();
+        for (i, lane) in self.shared.lanes.iter().enumerate() {
+            marks.push(if self.closed {
+                self.tails[i]
+            } else {
+                // Acquire: pairs with the producer's Release store, as in
+                // `refresh`.
+                lane.producer.tail.load(Ordering::Acquire)
+            });
+        }
+    }
+
+    /// Whether every event counted in `marks` (see [`mark`](Self::mark))
+    /// has been drained.
+    pub(crate) fn drained_up_to(&self, marks: &[u64]) -> bool {
+        debug_assert_eq!(marks.len(), self.heads.len());
+        self.heads
+            .iter()
+            .zip(marks)
+            .all(|(head, mark)| head >= mark)
+    }
+
     fn refresh(&mut self) {
         self.active.clear();
         for (i, lane) in self.shared.lanes.iter().enumerate() {
