@@ -115,8 +115,8 @@ mod writer;
 
 pub use affinity::{PinError, available_cores, pin_current_thread};
 pub use capture::{
-    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, MAX_LANE_CAPACITY,
-    MAX_PRODUCERS, RecorderError,
+    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer,
+    DEFAULT_MAX_RING_BYTES, MAX_LANE_CAPACITY, MAX_PRODUCERS, RecorderError,
 };
 pub use event::event_line;
 pub use flush::{FlushError, FlushHandle, FlushReport};

@@ -106,6 +106,7 @@ impl From<ConfigError> for BuildError {
 /// | [`max_delay`](RuntimeBuilder::max_delay) | 10 ms | oldest event's age that closes a batch |
 /// | [`lane_capacity`](RuntimeBuilder::lane_capacity) | 1024 | ring slots per recorder (power of two) |
 /// | [`max_producers`](RuntimeBuilder::max_producers) | 8 | recorders alive at once |
+/// | [`max_ring_bytes`](RuntimeBuilder::max_ring_bytes) | 1 GiB | refuse a ring (`max_producers × lane_capacity` slots) that would take more memory |
 /// | [`full_policy`](RuntimeBuilder::full_policy) | [`FullPolicy::Drop`] | what `record` does on a full lane |
 /// | [`continue_chain`](RuntimeBuilder::continue_chain) | what the sinks found, else a new log | the log this run continues |
 /// | [`parallel_hashing`](RuntimeBuilder::parallel_hashing) | on with 2+ CPUs | a helper thread hashes half of each large batch |
@@ -231,6 +232,35 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
+    /// The most memory the capture ring may take (default 1 GiB,
+    /// [`DEFAULT_MAX_RING_BYTES`](crate::DEFAULT_MAX_RING_BYTES)). The ring
+    /// takes `max_producers × lane_capacity` slots of a capture stamp and
+    /// a payload each (about 1.3 KiB for [`AuditPayload`]), allocated and
+    /// written at [`build`](RuntimeBuilder::build); a configuration above
+    /// the limit is refused with [`ConfigError::RingTooLarge`] before
+    /// anything is allocated or any sink is touched. See
+    /// [`CaptureBuilder::memory_bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::sink::MemorySink;
+    /// use auditring::{AuditPayload, BuildError, ConfigError, Runtime, SigningKey};
+    ///
+    /// let err = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(MemorySink::new())
+    ///     .lane_capacity(1 << 24)
+    ///     .max_producers(8)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, BuildError::Config(ConfigError::RingTooLarge { .. })));
+    /// ```
+    pub fn max_ring_bytes(mut self, bytes: usize) -> Self {
+        self.capture = self.capture.max_ring_bytes(bytes);
+        self
+    }
+
     /// What [`Recorder::record`] does when its lane is full.
     pub fn full_policy(mut self, policy: FullPolicy) -> Self {
         self.capture = self.capture.full_policy(policy);
@@ -297,8 +327,10 @@ impl<T: Payload> RuntimeBuilder<T> {
     ///
     /// # Errors
     ///
-    /// A [`BuildError`] naming the setting to change.
+    /// A [`BuildError`] naming the setting to change. Every setting is
+    /// checked before the ring is allocated or a sink is read.
     pub fn build(self) -> Result<Runtime<T>, BuildError> {
+        self.capture.validate()?;
         let key = self.key.ok_or(BuildError::MissingKey)?;
         if self.sinks.is_empty() {
             return Err(BuildError::NoSink);
