@@ -13,9 +13,11 @@ use auditring::verify::{Report, Status, Verifier};
 use auditring::{PublicKey, SigningKey};
 use clap::{Parser, Subcommand};
 
+mod log;
 mod plot;
 mod stats;
 mod tail;
+mod terminal_safe;
 
 /// Exit status for usage and I/O errors.
 const USAGE_OR_IO: u8 = 2;
@@ -27,6 +29,10 @@ const USAGE_OR_IO: u8 = 2;
     about = "Keys and verification for auditring's signed audit logs"
 )]
 struct Cli {
+    /// Show more of the library's diagnostics on standard error: -v info,
+    /// -vv debug (default: warnings and errors).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,6 +124,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::install(cli.verbose);
     let result = match cli.command {
         Command::Keygen { out } => keygen(&out),
         Command::Pubkey { key } => pubkey(&key),
@@ -150,7 +157,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
-            eprintln!("auditring: {message}");
+            eprintln!("auditring: {}", terminal_safe::escape(&message));
             ExitCode::from(USAGE_OR_IO)
         }
     }
