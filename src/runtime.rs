@@ -613,6 +613,30 @@ impl std::error::Error for ShutdownError {}
 /// Dropping the runtime shuts it down too (bounded by the shutdown
 /// timeout); call [`shutdown`](Runtime::shutdown) to get the report.
 ///
+/// # Exit without shutdown
+///
+/// A process that ends without `shutdown` or drop (`std::process::exit`,
+/// which runs no destructors, a panic under `panic = "abort"`, a runtime
+/// kept in a `static`) loses every accepted event that was not yet sealed
+/// and written: the open batch (up to `max_batch` events, up to
+/// `max_delay` old), the events still in the ring, and up to two sealed
+/// batches waiting for the sinks. Nothing in the log records their loss,
+/// and the log has no close seal (the verifier reports it incomplete).
+/// Call [`flush`](Runtime::flush) on such an exit path first, and install
+/// [`FlushHandle::flush_on_panic`] for panics:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use auditring::{AuditPayload, Runtime};
+///
+/// fn exit_audited(runtime: &Runtime<AuditPayload>, code: i32) -> ! {
+///     if let Err(e) = runtime.flush(Duration::from_secs(2)) {
+///         eprintln!("the audit log was not flushed: {e}");
+///     }
+///     std::process::exit(code)
+/// }
+/// ```
+///
 /// # Examples
 ///
 /// ```
