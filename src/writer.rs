@@ -134,12 +134,14 @@ impl Writer {
                         }
                         shared.flush.complete(ticket, failed.required);
                     }
-                    sealed.lines.buf.clear();
-                    sealed.lines.ranges.clear();
-                    sealed.stamps.clear();
-                    sealed.seal = None;
-                    // A full return queue just means the signer has spares.
-                    let _ = give_back.try_send(sealed);
+                    // A flush marker has no buffers worth reusing.
+                    if sealed.seal.take().is_some() {
+                        sealed.lines.buf.clear();
+                        sealed.lines.ranges.clear();
+                        sealed.stamps.clear();
+                        // A full return queue just means the signer has spares.
+                        let _ = give_back.try_send(sealed);
+                    }
                 }
                 flush_all(&mut sinks, &shared, "shutdown");
             })?;
