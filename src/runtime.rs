@@ -419,7 +419,7 @@ impl<T: Payload> RuntimeBuilder<T> {
         let handle = std::thread::Builder::new()
             .name("auditring-signer".into())
             .spawn(move || {
-                // Waiting flushes give up once this thread ends, however.
+                // However this thread ends, waiting flushes are released.
                 let _stopped = stopped;
                 if let Some(core) = core {
                     if let Err(e) = crate::pin_current_thread(core) {
@@ -869,8 +869,9 @@ impl<T: Payload> Runtime<T> {
                 })
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                // The failure that held the drain up (taken before the
-                // writer, released below, fails on to its final flush).
+                // The failure that held the drain up, taken before the
+                // writer is released below: it would go on to fail its
+                // final flush too, and that failure would hide this one.
                 let last_sink_error = self.last_sink_error();
                 // Stop retrying failed required sinks: nobody waits for them.
                 self.abandon.store(true, Ordering::Release);
