@@ -57,6 +57,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_producers(workers)
         .full_policy(FullPolicy::Drop)
         .build()?;
+    // A panic that ends the process (`panic = "abort"`, or a host that
+    // exits on a worker's panic) skips `shutdown`: the events accepted
+    // before it would be lost with the open batch. The hook seals and
+    // writes them first.
+    runtime
+        .flush_handle()
+        .flush_on_panic(Duration::from_secs(2));
     let capture = runtime.capture().clone();
 
     let barrier = Arc::new(Barrier::new(workers + 1));
@@ -121,10 +128,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hist.add(h.join().expect("worker panicked"))?;
     }
     let recording = started.elapsed();
-    // Let the signer catch up, then read its histograms.
-    while runtime.stats().sealed < runtime.stats().accepted {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    // Seal and write everything accepted (what a host does before
+    // `std::process::exit`), then read the histograms.
+    runtime.flush(Duration::from_secs(30))?;
     let snapshot = runtime.stats_snapshot();
     let report = runtime.shutdown()?;
     let elapsed = started.elapsed();

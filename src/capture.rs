@@ -45,6 +45,9 @@ impl Intake {
 pub const MAX_LANE_CAPACITY: usize = 1 << 24;
 /// Largest accepted number of producer lanes.
 pub const MAX_PRODUCERS: usize = 4096;
+/// Default bound on the capture ring's memory (1 GiB); see
+/// [`CaptureBuilder::max_ring_bytes`].
+pub const DEFAULT_MAX_RING_BYTES: usize = 1 << 30;
 
 /// An invalid capture configuration. Each variant says what to change.
 ///
@@ -67,6 +70,42 @@ pub enum ConfigError {
     ZeroProducers,
     /// `max_producers` was above [`MAX_PRODUCERS`].
     TooManyProducers(usize),
+    /// The ring's memory (`max_producers × lane_capacity` slots) would be
+    /// above the `max_ring_bytes` limit. Nothing was allocated.
+    RingTooLarge {
+        /// Bytes the ring would take (`usize::MAX` if beyond counting).
+        bytes: usize,
+        /// The limit, `max_ring_bytes`.
+        limit: usize,
+        /// Lanes (`max_producers`).
+        lanes: usize,
+        /// Slots per lane (`lane_capacity`, rounded up to a power of two).
+        lane_capacity: usize,
+    },
+    /// The system refused the ring's memory.
+    OutOfMemory {
+        /// Bytes the ring needed.
+        bytes: usize,
+    },
+}
+
+/// `bytes` for people: "1.5 GiB (1610612736 bytes)".
+fn human_bytes(bytes: usize) -> String {
+    if bytes == usize::MAX {
+        return "more than the address space".to_owned();
+    }
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {} ({bytes} bytes)", UNITS[unit])
+    }
 }
 
 impl fmt::Display for ConfigError {
@@ -85,6 +124,22 @@ impl fmt::Display for ConfigError {
             ConfigError::TooManyProducers(n) => write!(
                 f,
                 "max_producers {n} is above the maximum {MAX_PRODUCERS}: share recorders per worker thread, not per task"
+            ),
+            ConfigError::RingTooLarge {
+                bytes,
+                limit,
+                lanes,
+                lane_capacity,
+            } => write!(
+                f,
+                "the capture ring of {lanes} lanes x {lane_capacity} slots would need {}, above the limit of {}: lower `lane_capacity` or `max_producers`, or raise `max_ring_bytes` if the machine has that memory to spare",
+                human_bytes(*bytes),
+                human_bytes(*limit)
+            ),
+            ConfigError::OutOfMemory { bytes } => write!(
+                f,
+                "the system refused the capture ring's {}: lower `lane_capacity` or `max_producers`",
+                human_bytes(*bytes)
             ),
         }
     }
@@ -139,11 +194,16 @@ impl std::error::Error for RecorderError {}
 /// | [`lane_capacity`](CaptureBuilder::lane_capacity) | 1024 | slots per producer lane, rounded up to a power of two |
 /// | [`max_producers`](CaptureBuilder::max_producers) | 8 | lanes, i.e. recorders alive at once |
 /// | [`full_policy`](CaptureBuilder::full_policy) | [`FullPolicy::Drop`] | what [`Recorder::record`] does on a full lane |
+/// | [`max_ring_bytes`](CaptureBuilder::max_ring_bytes) | 1 GiB ([`DEFAULT_MAX_RING_BYTES`]) | refuse settings whose ring would take more memory |
 ///
 /// All memory (`max_producers × lane_capacity` slots) is allocated and
 /// written once in [`build`](CaptureBuilder::build), so no page faults land
 /// on the hot path; [`memory_bytes`](CaptureBuilder::memory_bytes) tells
-/// how much.
+/// how much. Settings above `max_ring_bytes` are refused before anything
+/// is allocated, and an allocation the system refuses is an error, not an
+/// abort. (With memory overcommit, the usual Linux setting, the system may
+/// grant more than it has and end the process when the ring's pages are
+/// written: the limit is the protection that counts.)
 ///
 /// # Examples
 ///
@@ -164,6 +224,7 @@ impl std::error::Error for RecorderError {}
 pub struct CaptureBuilder<T: Payload = AuditPayload> {
     lane_capacity: usize,
     max_producers: usize,
+    max_ring_bytes: usize,
     policy: FullPolicy,
     _payload: core::marker::PhantomData<fn() -> T>,
 }
@@ -173,6 +234,7 @@ impl<T: Payload> Default for CaptureBuilder<T> {
         Self {
             lane_capacity: 1024,
             max_producers: 8,
+            max_ring_bytes: DEFAULT_MAX_RING_BYTES,
             policy: FullPolicy::Drop,
             _payload: core::marker::PhantomData,
         }
@@ -198,7 +260,38 @@ impl<T: Payload> CaptureBuilder<T> {
         self
     }
 
-    /// Bytes the ring will allocate for these settings.
+    /// The most memory the ring may take (default 1 GiB,
+    /// [`DEFAULT_MAX_RING_BYTES`]): [`build`](CaptureBuilder::build)
+    /// refuses settings whose [`memory_bytes`](CaptureBuilder::memory_bytes)
+    /// are above it, before allocating anything.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::{AuditPayload, Capture, ConfigError};
+    ///
+    /// // 8 lanes of 2^24 slots: far more memory than a gateway should pin.
+    /// let err = Capture::<AuditPayload>::builder()
+    ///     .lane_capacity(1 << 24)
+    ///     .max_producers(8)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, ConfigError::RingTooLarge { .. }));
+    /// assert!(err.to_string().contains("raise `max_ring_bytes`"));
+    ///
+    /// let small = Capture::<AuditPayload>::builder().max_producers(1).lane_capacity(64);
+    /// let needed = small.memory_bytes();
+    /// assert!(small.clone().max_ring_bytes(needed - 1).build().is_err());
+    /// assert!(small.max_ring_bytes(needed).build().is_ok());
+    /// ```
+    pub fn max_ring_bytes(mut self, bytes: usize) -> Self {
+        self.max_ring_bytes = bytes;
+        self
+    }
+
+    /// Bytes the ring will allocate for these settings: the slots (capture
+    /// stamp and payload each) of every lane, and the staged event of
+    /// each lane's recorder. `usize::MAX` if beyond counting.
     ///
     /// # Examples
     ///
@@ -208,22 +301,17 @@ impl<T: Payload> CaptureBuilder<T> {
     /// assert!(bytes > 2 * 1024 * std::mem::size_of::<AuditPayload>());
     /// ```
     pub fn memory_bytes(&self) -> usize {
-        let slot = size_of::<T>() + size_of::<u64>();
-        self.max_producers
-            .saturating_mul(
-                self.lane_capacity
-                    .checked_next_power_of_two()
-                    .unwrap_or(usize::MAX),
-            )
-            .saturating_mul(slot)
+        let capacity = self
+            .lane_capacity
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX);
+        Shared::<T>::bytes_for(self.max_producers, capacity)
+            .and_then(|ring| ring.checked_add(self.max_producers.checked_mul(size_of::<T>())?))
+            .unwrap_or(usize::MAX)
     }
 
-    /// Allocates and prefaults the ring.
-    ///
-    /// # Errors
-    ///
-    /// A [`ConfigError`] naming the option to change.
-    pub fn build(self) -> Result<(Capture<T>, Consumer<T>), ConfigError> {
+    /// Checks the settings without allocating.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.lane_capacity == 0 {
             return Err(ConfigError::ZeroLaneCapacity);
         }
@@ -236,8 +324,34 @@ impl<T: Payload> CaptureBuilder<T> {
         if self.max_producers > MAX_PRODUCERS {
             return Err(ConfigError::TooManyProducers(self.max_producers));
         }
+        let bytes = self.memory_bytes();
+        if bytes > self.max_ring_bytes {
+            return Err(ConfigError::RingTooLarge {
+                bytes,
+                limit: self.max_ring_bytes,
+                lanes: self.max_producers,
+                lane_capacity: self.lane_capacity.next_power_of_two(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Allocates and prefaults the ring.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the option to change: a setting out of
+    /// range, a ring above [`max_ring_bytes`](CaptureBuilder::max_ring_bytes)
+    /// (refused before allocating), or memory the system refused.
+    pub fn build(self) -> Result<(Capture<T>, Consumer<T>), ConfigError> {
+        self.validate()?;
         let capacity = self.lane_capacity.next_power_of_two();
-        let (shared, ring) = Shared::new(self.max_producers, capacity, T::default);
+        let (shared, ring) =
+            Shared::try_new(self.max_producers, capacity, T::default).map_err(|_| {
+                ConfigError::OutOfMemory {
+                    bytes: self.memory_bytes(),
+                }
+            })?;
         let clock = CaptureClock::new();
         let capture = Capture {
             shared: Arc::clone(&shared),
@@ -489,6 +603,16 @@ impl<T: Payload> Consumer<T> {
     /// Counters over all lanes.
     pub fn stats(&self) -> CaptureStats {
         stats_of(self.ring.shared())
+    }
+
+    /// Copies every lane's published count, as of now, into `marks`.
+    pub(crate) fn mark(&self, marks: &mut Vec<u64>) {
+        self.ring.mark(marks);
+    }
+
+    /// Whether every event counted by [`mark`](Self::mark) was drained.
+    pub(crate) fn drained_up_to(&self, marks: &[u64]) -> bool {
+        self.ring.drained_up_to(marks)
     }
 
     /// The clock that stamps this ring's events.

@@ -165,6 +165,9 @@ pub struct Config {
     /// Recorders alive at once.
     #[serde(default)]
     pub max_producers: Option<usize>,
+    /// The most memory the capture ring may take, bytes (default 1 GiB).
+    #[serde(default)]
+    pub max_ring_bytes: Option<usize>,
     /// What `record` does on a full lane.
     #[serde(default)]
     pub full_policy: Option<FullPolicyConfig>,
@@ -243,6 +246,12 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if self.max_ring_bytes == Some(0) {
+            return Err(issue(
+                "max_ring_bytes",
+                "is 0: leave it out for the 1 GiB default, or give the bytes the capture ring may take",
+            ));
         }
         if let Some(core) = self.signer_core {
             let available = crate::available_cores();
@@ -324,6 +333,9 @@ impl Config {
         }
         if let Some(n) = self.max_producers {
             b = b.max_producers(n);
+        }
+        if let Some(bytes) = self.max_ring_bytes {
+            b = b.max_ring_bytes(bytes);
         }
         if let Some(p) = self.full_policy {
             b = b.full_policy(match p {

@@ -35,8 +35,16 @@ pub enum KeyError {
     PublicKeyGiven,
     /// A private key was given where a public (verifying) key is expected.
     PrivateKeyGiven,
-    /// The key is for another curve or algorithm.
+    /// The key is for another algorithm (RSA, Ed25519, ...).
     WrongAlgorithm(String),
+    /// The key is an elliptic-curve key on another curve than P-256; the
+    /// string names the curve (and its OID).
+    WrongCurve(String),
+    /// The key file (or input) is empty.
+    Empty {
+        /// The file, when the key was read from one.
+        path: Option<PathBuf>,
+    },
     /// The PEM block is encrypted.
     Encrypted,
     /// The key's encoding is damaged.
@@ -62,6 +70,18 @@ impl fmt::Display for KeyError {
             KeyError::WrongAlgorithm(alg) => write!(
                 f,
                 "the key is {alg}, but auditring signs with ECDSA P-256 (prime256v1): generate one with `auditring keygen --out FILE`"
+            ),
+            KeyError::WrongCurve(curve) => write!(
+                f,
+                "wrong curve: the key is on {curve} but auditring needs P-256 (prime256v1): generate one with `auditring keygen --out FILE` (or `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`)"
+            ),
+            KeyError::Empty { path: Some(path) } => write!(
+                f,
+                "the key file {} is empty: point at the key written by `auditring keygen --out FILE`",
+                path.display()
+            ),
+            KeyError::Empty { path: None } => f.write_str(
+                "the key is empty (no bytes): pass the contents of the file written by `auditring keygen --out FILE`",
             ),
             KeyError::Encrypted => f.write_str(
                 "the private key is encrypted: decrypt it first (`openssl pkcs8 -in KEY -out plain.pem`) and protect the file with mode 0600",
@@ -103,18 +123,84 @@ fn key_id_of(key: &VerifyingKey) -> KeyId {
     KeyId(Sha256::digest(der.as_bytes()).into())
 }
 
-/// Names an algorithm OID found where a P-256 key was expected.
+/// The OID of `id-ecPublicKey`: an elliptic-curve key, whose parameters
+/// name the curve.
+const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
+/// The OID of P-256 (prime256v1, secp256r1).
+const P256_OID: &str = "1.2.840.10045.3.1.7";
+
+/// Names an algorithm OID found where an EC key was expected.
 fn algorithm_name(oid: &str) -> String {
     let name = match oid {
-        "1.3.132.0.34" => "ECDSA P-384",
-        "1.3.132.0.35" => "ECDSA P-521",
-        "1.3.132.0.10" => "ECDSA secp256k1",
         "1.3.101.112" => "Ed25519",
         "1.3.101.113" => "Ed448",
+        "1.3.101.110" => "X25519",
+        "1.3.101.111" => "X448",
         "1.2.840.113549.1.1.1" => "RSA",
-        _ => return format!("of algorithm or curve {oid}"),
+        "1.2.840.113549.1.1.10" => "RSA-PSS",
+        "1.2.840.10040.4.1" => "DSA",
+        _ => return format!("of algorithm {oid}"),
     };
     name.to_owned()
+}
+
+/// Names an elliptic curve by its OID, with the OID.
+fn curve_name(oid: &str) -> String {
+    let (name, alias) = match oid {
+        "1.3.132.0.34" => ("P-384", "secp384r1"),
+        "1.3.132.0.35" => ("P-521", "secp521r1"),
+        "1.3.132.0.33" => ("P-224", "secp224r1"),
+        "1.2.840.10045.3.1.1" => ("P-192", "prime192v1"),
+        "1.3.132.0.10" => ("secp256k1", ""),
+        "1.3.36.3.3.2.8.1.1.7" => ("brainpoolP256r1", ""),
+        "1.3.36.3.3.2.8.1.1.11" => ("brainpoolP384r1", ""),
+        "1.3.36.3.3.2.8.1.1.13" => ("brainpoolP512r1", ""),
+        _ => return format!("the curve with OID {oid}"),
+    };
+    if alias.is_empty() {
+        format!("{name} (OID {oid})")
+    } else {
+        format!("{name} ({alias}, OID {oid})")
+    }
+}
+
+/// What an algorithm identifier names, when it is not a P-256 key.
+fn foreign_algorithm(oid: &str, curve: Option<&str>) -> Option<KeyError> {
+    if oid != EC_PUBLIC_KEY_OID {
+        return Some(KeyError::WrongAlgorithm(algorithm_name(oid)));
+    }
+    match curve {
+        Some(curve) if curve != P256_OID => Some(KeyError::WrongCurve(curve_name(curve))),
+        _ => None,
+    }
+}
+
+/// Names the key type of DER that did not load as a P-256 key: a PKCS#8,
+/// SEC1 or SPKI key of another curve or algorithm. `None` if it is none of
+/// these (or is a P-256 key damaged in some other way).
+fn identify_foreign(der: &[u8]) -> Option<KeyError> {
+    use p256::pkcs8::der::Decode;
+    if let Ok(info) = p256::pkcs8::PrivateKeyInfoRef::try_from(der) {
+        let curve = info.algorithm.parameters_oid().ok().map(|o| o.to_string());
+        return foreign_algorithm(&info.algorithm.oid.to_string(), curve.as_deref());
+    }
+    if let Ok(info) = p256::pkcs8::SubjectPublicKeyInfoRef::try_from(der) {
+        let curve = info.algorithm.parameters_oid().ok().map(|o| o.to_string());
+        return foreign_algorithm(&info.algorithm.oid.to_string(), curve.as_deref());
+    }
+    if let Ok(key) = sec1::EcPrivateKey::from_der(der) {
+        let curve = key
+            .parameters
+            .map(|sec1::EcParameters::NamedCurve(oid)| oid.to_string());
+        return foreign_algorithm(EC_PUBLIC_KEY_OID, curve.as_deref());
+    }
+    None
+}
+
+/// As [`identify_foreign`], for a PEM document.
+fn identify_foreign_pem(pem: &str) -> Option<KeyError> {
+    let (_, der) = p256::pkcs8::der::pem::decode_vec(pem.as_bytes()).ok()?;
+    identify_foreign(&der)
 }
 
 /// The label of the first PEM block in `text`, if any.
@@ -142,11 +228,46 @@ fn spki_error(e: p256::pkcs8::spki::Error) -> KeyError {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, KeyError> {
-    std::fs::read(path).map_err(|source| KeyError::Io {
+/// Reads a key file; an empty (or blank) file is [`KeyError::Empty`].
+fn read(path: &Path) -> Result<(std::fs::File, Vec<u8>), KeyError> {
+    use std::io::Read;
+    let io = |source| KeyError::Io {
         path: path.to_owned(),
         source,
-    })
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io)?;
+    if bytes.trim_ascii().is_empty() {
+        return Err(KeyError::Empty {
+            path: Some(path.to_owned()),
+        });
+    }
+    Ok((file, bytes))
+}
+
+/// Warns (through `tracing`) when a private key file can be read or
+/// written by group or others.
+fn warn_if_exposed(path: &Path, file: &std::fs::File) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = file.metadata() else { return };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                target: "auditring",
+                path = %path.display(),
+                mode = %format_args!("{mode:04o}"),
+                "the signing key file is accessible to group or others (mode {mode:04o}): anyone who can read it can forge this log's seals; run `chmod 600 {}`",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, file);
+    }
 }
 
 /// An ECDSA P-256 private key that signs seals.
@@ -189,13 +310,18 @@ impl SigningKey {
     /// [`KeyError`] naming the problem: a public key, another curve or
     /// algorithm, an encrypted key, or no key at all.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        if pem.trim().is_empty() {
+            return Err(KeyError::Empty { path: None });
+        }
         match pem_label(pem) {
             Some("PRIVATE KEY") => p256::ecdsa::SigningKey::from_pkcs8_pem(pem)
                 .map(Self::new)
-                .map_err(pkcs8_error),
+                .map_err(|e| identify_foreign_pem(pem).unwrap_or_else(|| pkcs8_error(e))),
             Some("EC PRIVATE KEY") => p256::SecretKey::from_sec1_pem(pem)
                 .map(|k| Self::new(k.into()))
-                .map_err(|e| KeyError::Malformed(e.to_string())),
+                .map_err(|e| {
+                    identify_foreign_pem(pem).unwrap_or_else(|| KeyError::Malformed(e.to_string()))
+                }),
             Some("PUBLIC KEY") => Err(KeyError::PublicKeyGiven),
             Some("ENCRYPTED PRIVATE KEY") => Err(KeyError::Encrypted),
             Some(other) => Err(KeyError::NotAKey(format!("PEM block {other:?}"))),
@@ -203,19 +329,24 @@ impl SigningKey {
         }
     }
 
-    /// Loads a PKCS#8 DER private key.
+    /// Loads a DER private key: PKCS#8 or SEC1.
     ///
     /// # Errors
     ///
     /// As [`from_pem`](SigningKey::from_pem).
     pub fn from_der(der: &[u8]) -> Result<Self, KeyError> {
+        if der.is_empty() {
+            return Err(KeyError::Empty { path: None });
+        }
         match p256::ecdsa::SigningKey::from_pkcs8_der(der) {
             Ok(k) => Ok(Self::new(k)),
             Err(e) => {
-                if VerifyingKey::from_public_key_der(der).is_ok() {
+                if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
+                    Ok(Self::new(k.into()))
+                } else if VerifyingKey::from_public_key_der(der).is_ok() {
                     Err(KeyError::PublicKeyGiven)
                 } else {
-                    Err(pkcs8_error(e))
+                    Err(identify_foreign(der).unwrap_or_else(|| pkcs8_error(e)))
                 }
             }
         }
@@ -223,12 +354,32 @@ impl SigningKey {
 
     /// Loads a private key file, PEM or DER.
     ///
+    /// On Unix, a file that group or others may read or write is loaded,
+    /// with a warning through `tracing` (target `auditring`) that names
+    /// the fix (`chmod 600`): whoever can read the key can forge seals.
+    ///
     /// # Errors
     ///
-    /// [`KeyError::Io`] if the file cannot be read, otherwise as
-    /// [`from_pem`](SigningKey::from_pem).
+    /// [`KeyError::Io`] if the file cannot be read, [`KeyError::Empty`] if
+    /// it is empty, otherwise as [`from_pem`](SigningKey::from_pem).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::{KeyError, SigningKey};
+    ///
+    /// let path = std::env::temp_dir().join(format!("auditring-doc-empty-{}.pem", std::process::id()));
+    /// std::fs::write(&path, "")?;
+    /// let err = SigningKey::from_file(&path).unwrap_err();
+    /// assert!(matches!(err, KeyError::Empty { .. }));
+    /// assert!(err.to_string().contains("is empty"));
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
-        let bytes = read(path.as_ref())?;
+        let path = path.as_ref();
+        let (file, bytes) = read(path)?;
+        warn_if_exposed(path, &file);
         match std::str::from_utf8(&bytes) {
             Ok(text) if text.contains("-----BEGIN ") => Self::from_pem(text),
             _ => Self::from_der(&bytes),
@@ -308,10 +459,13 @@ impl PublicKey {
     /// [`KeyError`] naming the problem: a private key, another curve or
     /// algorithm, or no key at all.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        if pem.trim().is_empty() {
+            return Err(KeyError::Empty { path: None });
+        }
         match pem_label(pem) {
             Some("PUBLIC KEY") => VerifyingKey::from_public_key_pem(pem)
                 .map(Self::new)
-                .map_err(spki_error),
+                .map_err(|e| identify_foreign_pem(pem).unwrap_or_else(|| spki_error(e))),
             Some("PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY") => {
                 Err(KeyError::PrivateKeyGiven)
             }
@@ -326,13 +480,18 @@ impl PublicKey {
     ///
     /// As [`from_pem`](PublicKey::from_pem).
     pub fn from_der(der: &[u8]) -> Result<Self, KeyError> {
+        if der.is_empty() {
+            return Err(KeyError::Empty { path: None });
+        }
         match VerifyingKey::from_public_key_der(der) {
             Ok(k) => Ok(Self::new(k)),
             Err(e) => {
-                if p256::ecdsa::SigningKey::from_pkcs8_der(der).is_ok() {
+                if p256::ecdsa::SigningKey::from_pkcs8_der(der).is_ok()
+                    || p256::SecretKey::from_sec1_der(der).is_ok()
+                {
                     Err(KeyError::PrivateKeyGiven)
                 } else {
-                    Err(spki_error(e))
+                    Err(identify_foreign(der).unwrap_or_else(|| spki_error(e)))
                 }
             }
         }
@@ -342,10 +501,10 @@ impl PublicKey {
     ///
     /// # Errors
     ///
-    /// [`KeyError::Io`] if the file cannot be read, otherwise as
-    /// [`from_pem`](PublicKey::from_pem).
+    /// [`KeyError::Io`] if the file cannot be read, [`KeyError::Empty`] if
+    /// it is empty, otherwise as [`from_pem`](PublicKey::from_pem).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
-        let bytes = read(path.as_ref())?;
+        let (_, bytes) = read(path.as_ref())?;
         match std::str::from_utf8(&bytes) {
             Ok(text) if text.contains("-----BEGIN ") => Self::from_pem(text),
             _ => Self::from_der(&bytes),
@@ -532,8 +691,10 @@ XtCjoggO/m9KatWbqknbNfKI5A1PIVLpzZZziZL3QlqN22FnJpfO6C3cRY/ecDaX
     #[test]
     fn another_curve_is_named() {
         match SigningKey::from_pem(P384_PEM) {
-            Err(KeyError::WrongAlgorithm(alg)) => assert_eq!(alg, "ECDSA P-384"),
-            other => panic!("expected WrongAlgorithm, got {other:?}"),
+            Err(KeyError::WrongCurve(curve)) => {
+                assert_eq!(curve, "P-384 (secp384r1, OID 1.3.132.0.34)")
+            }
+            other => panic!("expected WrongCurve, got {other:?}"),
         }
     }
 

@@ -96,6 +96,7 @@ mod checkpoint;
 mod clock;
 pub mod config;
 mod event;
+mod flush;
 mod hasher;
 mod json;
 mod keys;
@@ -116,11 +117,12 @@ mod writer;
 
 pub use affinity::{PinError, available_cores, pin_current_thread};
 pub use capture::{
-    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, MAX_LANE_CAPACITY,
-    MAX_PRODUCERS, RecorderError,
+    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer,
+    DEFAULT_MAX_RING_BYTES, MAX_LANE_CAPACITY, MAX_PRODUCERS, RecorderError,
 };
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use event::event_line;
+pub use flush::{FlushError, FlushHandle, FlushReport};
 pub use keys::{KeyError, KeyId, PublicKey, SigningKey, is_low_s};
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use recorder::{FullPolicy, RecordError, Recorder};

@@ -200,43 +200,67 @@ pub(crate) struct Shared<T> {
 unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
+    /// Bytes [`try_new`](Self::try_new) allocates for `lanes` lanes of
+    /// `capacity` slots; `None` if that does not fit in a `usize`.
+    pub(crate) fn bytes_for(lanes: usize, capacity: usize) -> Option<usize> {
+        capacity
+            .checked_mul(core::mem::size_of::<Slot<T>>())?
+            .checked_add(core::mem::size_of::<Lane<T>>())?
+            .checked_mul(lanes)
+    }
+
     /// Allocates `lanes` lanes of `capacity` slots each, every slot
     /// initialised with `init`, which writes (and so prefaults) every page.
+    /// An allocation the system refuses is an error, not an abort.
     ///
     /// `capacity` must be a power of two and `lanes` at least one; the
     /// public builder validates both. Returns the ring and its one consumer:
     /// no other consumer can be made, which the slot protocol relies on.
-    pub(crate) fn new(
+    pub(crate) fn try_new(
         lanes: usize,
         capacity: usize,
         mut init: impl FnMut() -> T,
-    ) -> (Arc<Self>, RingConsumer<T>) {
+    ) -> Result<(Arc<Self>, RingConsumer<T>), std::collections::TryReserveError> {
         assert!(
             capacity.is_power_of_two(),
             "lane capacity must be a power of two"
         );
         assert!(lanes > 0, "at least one lane is needed");
-        let lanes = (0..lanes)
-            .map(|_| Lane {
+        let mut all = Vec::new();
+        all.try_reserve_exact(lanes)?;
+        for _ in 0..lanes {
+            let mut slots = Vec::new();
+            slots.try_reserve_exact(capacity)?;
+            slots.extend((0..capacity).map(|_| Slot {
+                stamp: UnsafeCell::new(0),
+                value: UnsafeCell::new(init()),
+            }));
+            all.push(Lane {
                 producer: CachePadded(ProducerLine::default()),
                 head: CachePadded(AtomicU64::new(0)),
                 claimed: AtomicBool::new(false),
-                slots: (0..capacity)
-                    .map(|_| Slot {
-                        stamp: UnsafeCell::new(0),
-                        value: UnsafeCell::new(init()),
-                    })
-                    .collect(),
-            })
-            .collect();
+                slots: slots.into_boxed_slice(),
+            });
+        }
         let shared = Arc::new(Self {
-            lanes,
+            lanes: all.into_boxed_slice(),
             mask: capacity as u64 - 1,
             closed: CachePadded(AtomicBool::new(false)),
             fences: Fences::detect(),
         });
         let consumer = RingConsumer::new(Arc::clone(&shared));
-        (shared, consumer)
+        Ok((shared, consumer))
+    }
+
+    /// [`try_new`](Self::try_new) for tests and models, whose rings are
+    /// small.
+    #[cfg(test)]
+    pub(crate) fn new(
+        lanes: usize,
+        capacity: usize,
+        init: impl FnMut() -> T,
+    ) -> (Arc<Self>, RingConsumer<T>) {
+        Self::try_new(lanes, capacity, init).expect("a test ring fits in memory")
     }
 
     /// Slots per lane.
@@ -559,6 +583,30 @@ impl<T> RingConsumer<T> {
         })
     }
 
+    /// Copies every lane's published count, as of now, into `marks`.
+    pub(crate) fn mark(&self, marks: &mut Vec<u64>) {
+        marks.clear();
+        for (i, lane) in self.shared.lanes.iter().enumerate() {
+            marks.push(if self.closed {
+                self.tails[i]
+            } else {
+                // Acquire: pairs with the producer's Release store, as in
+                // `refresh`.
+                lane.producer.tail.load(Ordering::Acquire)
+            });
+        }
+    }
+
+    /// Whether every event counted in `marks` (see [`mark`](Self::mark))
+    /// has been drained.
+    pub(crate) fn drained_up_to(&self, marks: &[u64]) -> bool {
+        debug_assert_eq!(marks.len(), self.heads.len());
+        self.heads
+            .iter()
+            .zip(marks)
+            .all(|(head, mark)| head >= mark)
+    }
+
     fn refresh(&mut self) {
         self.active.clear();
         for (i, lane) in self.shared.lanes.iter().enumerate() {
@@ -668,6 +716,23 @@ mod tests {
 
     fn ring(lanes: usize, capacity: usize) -> (Arc<Shared<u64>>, RingConsumer<u64>) {
         Shared::new(lanes, capacity, || 0u64)
+    }
+
+    #[test]
+    fn an_allocation_that_cannot_be_made_is_an_error() {
+        // 2^62 slots of 16 bytes overflow the address space: refused before
+        // anything is allocated or initialised.
+        let mut initialised = 0;
+        let result = Shared::try_new(1, 1 << 62, || {
+            initialised += 1;
+            0u64
+        });
+        assert!(result.is_err());
+        assert_eq!(initialised, 0);
+        assert_eq!(Shared::<u64>::bytes_for(4, 1 << 62), None);
+        let one = Shared::<u64>::bytes_for(1, 8).unwrap();
+        assert_eq!(Shared::<u64>::bytes_for(3, 8), Some(3 * one));
+        assert!(one >= 8 * 16);
     }
 
     fn push(p: &mut LaneProducer<u64>, stamp: u64, v: u64) -> Result<bool, Closed> {

@@ -12,12 +12,13 @@ use hdrhistogram::Histogram;
 
 use crate::capture::{Capture, CaptureBuilder, ConfigError, RecorderError};
 use crate::event::uuid_string;
+use crate::flush::{FlushError, FlushHandle, FlushReport, FlushShared, StopOnDrop};
 use crate::keys::SigningKey;
 use crate::payload::{AuditPayload, Payload};
 use crate::recorder::{FullPolicy, Recorder};
 use crate::redact::{Redaction, Redactor};
 use crate::signer::{ChainHead, Signer, SignerConfig, SignerCounters, SignerOutcome};
-use crate::sink::{RotationSignal, Sink, SinkPolicy};
+use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
 use crate::stats::{Histograms, PayloadLatency, Percentiles, Stage};
 use crate::writer::{SinkEntry, WriterShared};
 use serde::Serialize;
@@ -105,6 +106,7 @@ impl From<ConfigError> for BuildError {
 /// | [`max_delay`](RuntimeBuilder::max_delay) | 10 ms | oldest event's age that closes a batch |
 /// | [`lane_capacity`](RuntimeBuilder::lane_capacity) | 1024 | ring slots per recorder (power of two) |
 /// | [`max_producers`](RuntimeBuilder::max_producers) | 8 | recorders alive at once |
+/// | [`max_ring_bytes`](RuntimeBuilder::max_ring_bytes) | 1 GiB | refuse a ring (`max_producers × lane_capacity` slots) that would take more memory |
 /// | [`full_policy`](RuntimeBuilder::full_policy) | [`FullPolicy::Drop`] | what `record` does on a full lane |
 /// | [`continue_chain`](RuntimeBuilder::continue_chain) | what the sinks found, else a new log | the log this run continues |
 /// | [`parallel_hashing`](RuntimeBuilder::parallel_hashing) | on with 2+ CPUs | a helper thread hashes half of each large batch |
@@ -230,6 +232,35 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
+    /// The most memory the capture ring may take (default 1 GiB,
+    /// [`DEFAULT_MAX_RING_BYTES`](crate::DEFAULT_MAX_RING_BYTES)). The ring
+    /// takes `max_producers × lane_capacity` slots of a capture stamp and
+    /// a payload each (about 1.3 KiB for [`AuditPayload`]), allocated and
+    /// written at [`build`](RuntimeBuilder::build); a configuration above
+    /// the limit is refused with [`ConfigError::RingTooLarge`] before
+    /// anything is allocated or any sink is touched. See
+    /// [`CaptureBuilder::memory_bytes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::sink::MemorySink;
+    /// use auditring::{AuditPayload, BuildError, ConfigError, Runtime, SigningKey};
+    ///
+    /// let err = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(MemorySink::new())
+    ///     .lane_capacity(1 << 24)
+    ///     .max_producers(8)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, BuildError::Config(ConfigError::RingTooLarge { .. })));
+    /// ```
+    pub fn max_ring_bytes(mut self, bytes: usize) -> Self {
+        self.capture = self.capture.max_ring_bytes(bytes);
+        self
+    }
+
     /// What [`Recorder::record`] does when its lane is full.
     pub fn full_policy(mut self, policy: FullPolicy) -> Self {
         self.capture = self.capture.full_policy(policy);
@@ -296,8 +327,10 @@ impl<T: Payload> RuntimeBuilder<T> {
     ///
     /// # Errors
     ///
-    /// A [`BuildError`] naming the setting to change.
+    /// A [`BuildError`] naming the setting to change. Every setting is
+    /// checked before the ring is allocated or a sink is read.
     pub fn build(self) -> Result<Runtime<T>, BuildError> {
+        self.capture.validate()?;
         let key = self.key.ok_or(BuildError::MissingKey)?;
         if self.sinks.is_empty() {
             return Err(BuildError::NoSink);
@@ -358,6 +391,8 @@ impl<T: Payload> RuntimeBuilder<T> {
         let stats = Arc::new(parking_lot::Mutex::new(Histograms::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let abandon = Arc::new(AtomicBool::new(false));
+        let last_error = Arc::new(parking_lot::Mutex::new(None));
+        let flush = Arc::new(FlushShared::default());
         let signer = Signer::new(
             consumer,
             SignerConfig {
@@ -375,6 +410,8 @@ impl<T: Payload> RuntimeBuilder<T> {
                 stats: Arc::clone(&stats),
                 intake: Arc::clone(capture.intake()),
                 abandon: Arc::clone(&abandon),
+                last_error: Arc::clone(&last_error),
+                flush: Arc::clone(&flush),
             },
             rotation,
         )
@@ -382,9 +419,12 @@ impl<T: Payload> RuntimeBuilder<T> {
         let (done, outcome) = mpsc::sync_channel(1);
         let thread_stop = Arc::clone(&stop);
         let core = self.signer_core;
+        let stopped = StopOnDrop(Arc::clone(&flush));
         let handle = std::thread::Builder::new()
             .name("auditring-signer".into())
             .spawn(move || {
+                // However this thread ends, waiting flushes are released.
+                let _stopped = stopped;
                 if let Some(core) = core {
                     if let Err(e) = crate::pin_current_thread(core) {
                         tracing::error!(target: "auditring", error = %e, "cannot pin the audit signer");
@@ -394,6 +434,12 @@ impl<T: Payload> RuntimeBuilder<T> {
                 let _ = done.send(result);
             })
             .map_err(BuildError::Spawn)?;
+        let flush = FlushHandle {
+            shared: flush,
+            signer: handle.thread().clone(),
+            counters: Arc::clone(&counters),
+            last_error: Arc::clone(&last_error),
+        };
         Ok(Runtime {
             capture,
             stop,
@@ -402,6 +448,8 @@ impl<T: Payload> RuntimeBuilder<T> {
             signer: Some(handle),
             outcome,
             counters,
+            last_error,
+            flush,
             shutdown_timeout: self.shutdown_timeout,
         })
     }
@@ -477,30 +525,93 @@ pub struct ShutdownReport {
     pub checkpoint: crate::Checkpoint,
     /// Capture-to-sealed-and-written latency of every event, microseconds.
     pub seal_latency_us: Histogram<u64>,
+    /// The last sink failure of the run (a best-effort sink's failures do
+    /// not fail a shutdown), if any.
+    pub last_sink_error: Option<SinkFailure>,
 }
 
-/// Why a shutdown did not complete.
+/// Why a shutdown did not complete. Each variant carries the last sink
+/// failure, which is usually the cause.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ShutdownError {
     /// The signer did not finish draining within the timeout. A required
     /// sink that is still failing is no longer retried; accepted events not
     /// yet written may be lost.
-    TimedOut(Duration),
+    TimedOut {
+        /// The shutdown timeout that passed.
+        timeout: Duration,
+        /// The last sink failure (for example `StorageFull`, "No space left
+        /// on device"), if a sink failed.
+        last_sink_error: Option<SinkFailure>,
+    },
     /// The signer thread died.
-    SignerDied,
+    SignerDied {
+        /// The last sink failure, if a sink failed.
+        last_sink_error: Option<SinkFailure>,
+    },
+}
+
+impl ShutdownError {
+    /// The last sink failure before the shutdown failed, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use auditring::sink::FileSink;
+    /// use auditring::{AuditPayload, Runtime, SigningKey};
+    ///
+    /// # #[cfg(target_os = "linux")] {
+    /// // /dev/full fails every write with ENOSPC.
+    /// let runtime = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(FileSink::open("/dev/full")?)
+    ///     .shutdown_timeout(Duration::from_millis(100))
+    ///     .build()?;
+    /// let err = runtime.shutdown().unwrap_err();
+    /// let failure = err.last_sink_error().expect("the sink failed");
+    /// assert_eq!(failure.kind, std::io::ErrorKind::StorageFull);
+    /// assert!(err.to_string().contains("No space left on device"));
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn last_sink_error(&self) -> Option<&SinkFailure> {
+        match self {
+            ShutdownError::TimedOut {
+                last_sink_error, ..
+            }
+            | ShutdownError::SignerDied { last_sink_error } => last_sink_error.as_ref(),
+        }
+    }
 }
 
 impl fmt::Display for ShutdownError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ShutdownError::TimedOut(d) => write!(
+            ShutdownError::TimedOut {
+                timeout,
+                last_sink_error: Some(e),
+            } => write!(
                 f,
-                "the audit pipeline did not finish draining within {d:?} (a required sink that cannot write, or a slow sink): accepted events not yet written may be lost; fix the sink or raise `shutdown_timeout`"
+                "the audit pipeline did not finish draining within {timeout:?}; last sink error: {e}: accepted events not yet written may be lost; fix the sink (or raise `shutdown_timeout` if it is only slow)"
             ),
-            ShutdownError::SignerDied => f.write_str(
-                "the audit signer thread died: events after its last seal were not written",
+            ShutdownError::TimedOut {
+                timeout,
+                last_sink_error: None,
+            } => write!(
+                f,
+                "the audit pipeline did not finish draining within {timeout:?} (no sink reported an error: a slow sink?): accepted events not yet written may be lost; raise `shutdown_timeout` or speed up the sink"
             ),
+            ShutdownError::SignerDied { last_sink_error } => {
+                f.write_str(
+                    "the audit signer thread died: events after its last seal were not written",
+                )?;
+                if let Some(e) = last_sink_error {
+                    write!(f, " (last sink error: {e})")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -512,6 +623,30 @@ impl std::error::Error for ShutdownError {}
 ///
 /// Dropping the runtime shuts it down too (bounded by the shutdown
 /// timeout); call [`shutdown`](Runtime::shutdown) to get the report.
+///
+/// # Exit without shutdown
+///
+/// A process that ends without `shutdown` or drop (`std::process::exit`,
+/// which runs no destructors, a panic under `panic = "abort"`, a runtime
+/// kept in a `static`) loses every accepted event that was not yet sealed
+/// and written: the open batch (up to `max_batch` events, up to
+/// `max_delay` old), the events still in the ring, and up to two sealed
+/// batches waiting for the sinks. Nothing in the log records their loss,
+/// and the log has no close seal (the verifier reports it incomplete).
+/// Call [`flush`](Runtime::flush) on such an exit path first, and install
+/// [`FlushHandle::flush_on_panic`] for panics:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use auditring::{AuditPayload, Runtime};
+///
+/// fn exit_audited(runtime: &Runtime<AuditPayload>, code: i32) -> ! {
+///     if let Err(e) = runtime.flush(Duration::from_secs(2)) {
+///         eprintln!("the audit log was not flushed: {e}");
+///     }
+///     std::process::exit(code)
+/// }
+/// ```
 ///
 /// # Examples
 ///
@@ -543,6 +678,8 @@ pub struct Runtime<T: Payload = AuditPayload> {
     signer: Option<JoinHandle<()>>,
     outcome: mpsc::Receiver<SignerOutcome>,
     counters: Arc<SignerCounters>,
+    last_error: Arc<parking_lot::Mutex<Option<SinkFailure>>>,
+    flush: FlushHandle,
     shutdown_timeout: Duration,
 }
 
@@ -652,9 +789,71 @@ impl<T: Payload> Runtime<T> {
         self.stop_signer()
     }
 
+    /// The last sink failure so far (write, flush, or a panic), if any:
+    /// the sink's name, the I/O error kind and its message. Failures are
+    /// also counted in [`RuntimeStats::sink_errors`], reported through
+    /// `tracing` and signed into the next seal.
+    pub fn last_sink_error(&self) -> Option<SinkFailure> {
+        self.last_error.lock().clone()
+    }
+
+    /// Seals every event accepted so far and waits, at most `timeout`,
+    /// until the sinks have written and flushed it (a file sink syncs);
+    /// recording goes on meanwhile. Call it where the host may end
+    /// without [`shutdown`](Runtime::shutdown): before
+    /// `std::process::exit`, in a signal handler's thread, in a panic hook
+    /// (see [`FlushHandle::flush_on_panic`]). See [`FlushHandle::flush`].
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::TimedOut`] with the last sink error,
+    /// [`FlushError::Sink`] if a required sink could not flush,
+    /// [`FlushError::Stopped`] if the signer thread is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use auditring::sink::MemorySink;
+    /// use auditring::verify::{FindingKind, Verifier};
+    /// use auditring::{AuditPayload, Runtime, SigningKey};
+    ///
+    /// let key = SigningKey::generate();
+    /// let log = MemorySink::new();
+    /// let runtime = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(key.clone())
+    ///     .sink(log.clone())
+    ///     .max_delay(Duration::from_secs(3600)) // no timer seal would come soon
+    ///     .build()?;
+    /// let mut recorder = runtime.recorder()?;
+    /// for _ in 0..10 {
+    ///     recorder.record(|e| { e.set_action("tool.call"); })?;
+    /// }
+    /// runtime.flush(Duration::from_secs(5))?;
+    /// // Everything recorded is sealed and written; only the close seal is
+    /// // missing, as it would be if the process exited now.
+    /// let report = Verifier::new([key.public_key()]).verify_bytes(&log.bytes());
+    /// assert_eq!((report.sealed_events, report.tamper), (10, 0));
+    /// assert!(report.has(FindingKind::MissingClose));
+    /// # drop(recorder);
+    /// # runtime.shutdown()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn flush(&self, timeout: Duration) -> Result<FlushReport, FlushError> {
+        self.flush.flush(timeout)
+    }
+
+    /// A cloneable handle that flushes this runtime from another thread or
+    /// a panic hook (the runtime itself stays with its owner).
+    pub fn flush_handle(&self) -> FlushHandle {
+        self.flush.clone()
+    }
+
     fn stop_signer(&mut self) -> Result<ShutdownReport, ShutdownError> {
         let Some(handle) = self.signer.take() else {
-            return Err(ShutdownError::SignerDied);
+            return Err(ShutdownError::SignerDied {
+                last_sink_error: self.last_sink_error(),
+            });
         };
         // Release: everything this thread did before the shutdown request
         // is visible to the signer once it sees the flag.
@@ -680,14 +879,24 @@ impl<T: Payload> Runtime<T> {
                     },
                     checkpoint: outcome.checkpoint,
                     seal_latency_us: outcome.seal_latency_us,
+                    last_sink_error: self.last_sink_error(),
                 })
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                // The failure that held the drain up, taken before the
+                // writer is released below: it would go on to fail its
+                // final flush too, and that failure would hide this one.
+                let last_sink_error = self.last_sink_error();
                 // Stop retrying failed required sinks: nobody waits for them.
                 self.abandon.store(true, Ordering::Release);
-                Err(ShutdownError::TimedOut(self.shutdown_timeout))
+                Err(ShutdownError::TimedOut {
+                    timeout: self.shutdown_timeout,
+                    last_sink_error,
+                })
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ShutdownError::SignerDied),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ShutdownError::SignerDied {
+                last_sink_error: self.last_sink_error(),
+            }),
         }
     }
 }

@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 
 use crate::capture::{CapturedEvent, Consumer};
 use crate::event::{self, IdGenerator};
+use crate::flush::FlushShared;
 use crate::hasher::{BatchHasher, Lines};
 use crate::keys::SigningKey;
 use crate::merkle::Hash;
@@ -177,6 +178,11 @@ pub(crate) struct Signer<T: Payload> {
     rotation: RotationSignal,
     stats: Arc<parking_lot::Mutex<Histograms>>,
     report_every_ns: Option<u64>,
+    flush: Arc<FlushShared>,
+    /// The last flush ticket served.
+    flush_served: u64,
+    /// Each lane's published count when the current flush was asked for.
+    flush_marks: Vec<u64>,
 }
 
 impl<T: Payload> Signer<T> {
@@ -189,6 +195,8 @@ impl<T: Payload> Signer<T> {
     ) -> std::io::Result<Self> {
         let counters = Arc::clone(&shared.counters);
         let stats = Arc::clone(&shared.stats);
+        let flush = Arc::clone(&shared.flush);
+        let lanes = consumer.stats().lanes;
         let mut ids = IdGenerator::new();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -237,6 +245,9 @@ impl<T: Payload> Signer<T> {
             report_every_ns: config
                 .report_interval
                 .map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
+            flush,
+            flush_served: 0,
+            flush_marks: Vec::with_capacity(lanes),
         })
     }
 
@@ -252,25 +263,17 @@ impl<T: Payload> Signer<T> {
             if stopping {
                 self.consumer.close();
             }
-            let room = self.max_batch - self.batch.count as usize;
-            let batch = &mut self.batch;
-            let clock = self.consumer.clock().clone();
-            let started = clock.stamp();
-            let mut stats = self.stats.lock();
-            let drained = self.consumer.drain(room, |event| {
-                let wait = clock.nanos_between(event.raw_stamp(), started);
-                batch.add(event, &mut stats, wait);
-            });
-            drop(stats);
-            if drained > 0 {
-                batch.encode_ns += clock.nanos_between(started, clock.stamp());
-            }
+            let drained = self.drain_some();
             if self.batch.count as usize >= self.max_batch {
                 self.seal_batch(SealReason::Size);
             } else if self.batch.count > 0
                 && self.consumer.nanos_since(self.batch.oldest_stamp) >= self.max_delay_ns
             {
                 self.seal_batch(SealReason::Timer);
+            }
+            let wanted = self.flush.requested();
+            if wanted > self.flush_served {
+                self.flush_to(wanted);
             }
             if self.rotation.take() {
                 // The batch ends the old file; an open seal of the same
@@ -308,6 +311,46 @@ impl<T: Payload> Signer<T> {
             checkpoint: close,
             seal_latency_us: self.stats.lock().stage(Stage::Sealed).histogram().clone(),
         }
+    }
+
+    /// Drains up to the batch's free room into the batch; returns how many
+    /// events were drained.
+    fn drain_some(&mut self) -> usize {
+        let room = self.max_batch - self.batch.count as usize;
+        let batch = &mut self.batch;
+        let clock = self.consumer.clock().clone();
+        let started = clock.stamp();
+        let mut stats = self.stats.lock();
+        let drained = self.consumer.drain(room, |event| {
+            let wait = clock.nanos_between(event.raw_stamp(), started);
+            batch.add(event, &mut stats, wait);
+        });
+        drop(stats);
+        if drained > 0 {
+            batch.encode_ns += clock.nanos_between(started, clock.stamp());
+        }
+        drained
+    }
+
+    /// Serves flush tickets up to `ticket`: seals every event accepted
+    /// before now (the open batch with a `timer` seal) and queues a flush
+    /// marker behind the sealed batches for the writer.
+    fn flush_to(&mut self, ticket: u64) {
+        self.consumer.mark(&mut self.flush_marks);
+        while !self.consumer.drained_up_to(&self.flush_marks) {
+            self.drain_some();
+            if self.batch.count as usize >= self.max_batch {
+                self.seal(SealReason::Size);
+            }
+        }
+        if self.batch.count > 0 {
+            self.seal(SealReason::Timer);
+        }
+        self.writer.send(Sealed {
+            flush: Some(ticket),
+            ..Sealed::default()
+        });
+        self.flush_served = ticket;
     }
 
     /// The periodic report through `tracing` (target `auditring::stats`).
@@ -431,6 +474,7 @@ impl<T: Payload> Signer<T> {
             seal_offset,
             seal: Some(seal),
             stamps: std::mem::replace(&mut batch.stamps, spare.stamps),
+            flush: None,
         };
         self.writer.send(sealed);
         batch.count = 0;

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use crate::capture::Intake;
 use crate::clock::CaptureClock;
+use crate::flush::FlushShared;
 use crate::hasher::Lines;
 use crate::seal::Seal;
 use crate::signer::SignerCounters;
-use crate::sink::{Batch, Sink, SinkPolicy};
+use crate::sink::{Batch, Sink, SinkFailure, SinkOperation, SinkPolicy};
 use crate::stats::Stage;
 
 /// Sealed batches that may wait for the sinks.
@@ -56,16 +57,31 @@ pub(crate) struct WriterShared {
     pub(crate) intake: Arc<Intake>,
     /// Set when the runtime gave up waiting at shutdown: stop retrying.
     pub(crate) abandon: Arc<AtomicBool>,
+    /// The last sink failure, for error messages (written on failures only).
+    pub(crate) last_error: Arc<parking_lot::Mutex<Option<SinkFailure>>>,
+    /// Flush requests and their completion.
+    pub(crate) flush: Arc<FlushShared>,
+}
+
+impl WriterShared {
+    /// Counts a sink failure and keeps it as the last one.
+    fn failed(&self, failure: SinkFailure) {
+        self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some(failure);
+    }
 }
 
 /// A sealed batch: its lines (events then seal), where the seal line
-/// starts, the seal, and the capture stamps of its events.
+/// starts, the seal, and the capture stamps of its events. Or, with
+/// `flush` set and no seal, a flush request: every batch queued before it
+/// is written; flush the sinks and report the ticket done.
 #[derive(Default)]
 pub(crate) struct Sealed {
     pub(crate) lines: Lines,
     pub(crate) seal_offset: usize,
     pub(crate) seal: Option<Seal>,
     pub(crate) stamps: Vec<u64>,
+    pub(crate) flush: Option<u64>,
 }
 
 /// The signer's handle on the writer thread.
@@ -105,25 +121,31 @@ impl Writer {
                             stats.record(Stage::Sealed, clock.nanos_between(stamp, now) / 1_000);
                         }
                         drop(stats);
-                        shared.counters.sealed_events.fetch_add(seal.count, Ordering::Relaxed);
+                        shared
+                            .counters
+                            .sealed_events
+                            .fetch_add(seal.count, Ordering::Relaxed);
                         shared.counters.seals.fetch_add(1, Ordering::Relaxed);
                         *shared.counters.written_head.lock() =
                             Some(crate::Checkpoint::of_seal(seal));
                     }
-                    sealed.lines.buf.clear();
-                    sealed.lines.ranges.clear();
-                    sealed.stamps.clear();
-                    sealed.seal = None;
-                    // A full return queue just means the signer has spares.
-                    let _ = give_back.try_send(sealed);
-                }
-                for entry in &mut sinks {
-                    let flushed = catch_unwind(AssertUnwindSafe(|| entry.sink.flush()));
-                    if !matches!(flushed, Ok(Ok(()))) {
-                        tracing::error!(target: "auditring", sink = entry.sink.name(), "audit sink flush failed at shutdown");
-                        shared.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
+                    if let Some(ticket) = sealed.flush.take() {
+                        let failed = flush_all(&mut sinks, &shared, "flush");
+                        if failed.any > 0 {
+                            errors.fetch_add(failed.any, Ordering::Relaxed);
+                        }
+                        shared.flush.complete(ticket, failed.required);
+                    }
+                    // A flush marker has no buffers worth reusing.
+                    if sealed.seal.take().is_some() {
+                        sealed.lines.buf.clear();
+                        sealed.lines.ranges.clear();
+                        sealed.stamps.clear();
+                        // A full return queue just means the signer has spares.
+                        let _ = give_back.try_send(sealed);
                     }
                 }
+                flush_all(&mut sinks, &shared, "shutdown");
             })?;
         Ok(Self {
             batches: Some(batches),
@@ -171,6 +193,34 @@ impl Drop for Writer {
     }
 }
 
+/// Sinks whose flush failed.
+struct FlushFailures {
+    any: u64,
+    required: u64,
+}
+
+/// Flushes every sink (a file sink syncs); counts and keeps failures.
+fn flush_all(sinks: &mut [SinkEntry], shared: &WriterShared, when: &str) -> FlushFailures {
+    let mut failed = FlushFailures {
+        any: 0,
+        required: 0,
+    };
+    for entry in sinks.iter_mut() {
+        let failure = match catch_unwind(AssertUnwindSafe(|| entry.sink.flush())) {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => SinkFailure::new(entry.sink.name(), SinkOperation::Flush, &e),
+            Err(panic) => SinkFailure::panicked(entry.sink.name(), SinkOperation::Flush, &*panic),
+        };
+        tracing::error!(target: "auditring", sink = entry.sink.name(), policy = ?entry.policy, error = %failure.message, "audit sink flush failed at {when}");
+        shared.failed(failure);
+        failed.any += 1;
+        if entry.policy == SinkPolicy::Required {
+            failed.required += 1;
+        }
+    }
+    failed
+}
+
 /// Writes one batch to every sink; returns how many attempts failed.
 ///
 /// A best-effort sink gets one attempt. A required sink is retried with
@@ -182,12 +232,20 @@ fn write_all(sinks: &mut [SinkEntry], batch: &Batch<'_>, shared: &WriterShared) 
     for entry in sinks.iter_mut() {
         let mut pause = RETRY_FIRST;
         loop {
-            let error = match catch_unwind(AssertUnwindSafe(|| entry.sink.write_batch(batch))) {
+            let failure = match catch_unwind(AssertUnwindSafe(|| entry.sink.write_batch(batch))) {
                 Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some("the sink panicked".to_owned()),
+                Ok(Err(e)) => Some(SinkFailure::new(
+                    entry.sink.name(),
+                    SinkOperation::Write,
+                    &e,
+                )),
+                Err(panic) => Some(SinkFailure::panicked(
+                    entry.sink.name(),
+                    SinkOperation::Write,
+                    &*panic,
+                )),
             };
-            let Some(error) = error else {
+            let Some(failure) = failure else {
                 if entry.failing > 0 {
                     tracing::warn!(target: "auditring", sink = entry.sink.name(), failed_attempts = entry.failing, "audit sink recovered");
                     entry.failing = 0;
@@ -195,10 +253,10 @@ fn write_all(sinks: &mut [SinkEntry], batch: &Batch<'_>, shared: &WriterShared) 
                 break;
             };
             failed += 1;
-            shared.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
             if entry.failing == 0 {
-                tracing::error!(target: "auditring", sink = entry.sink.name(), policy = ?entry.policy, seal = batch.seal().index, error = %error, "audit sink write failed");
+                tracing::error!(target: "auditring", sink = entry.sink.name(), policy = ?entry.policy, seal = batch.seal().index, error = %failure.message, kind = ?failure.kind, "audit sink write failed");
             }
+            shared.failed(failure);
             entry.failing += 1;
             if entry.policy == SinkPolicy::BestEffort {
                 break;

@@ -120,13 +120,29 @@ fn killed_writers_leave_a_verifiable_log() {
     let log = dir.join("audit.jsonl");
 
     let mut promised = 0u64;
+    // Runs that reported a written batch: each of them wrote (and synced)
+    // its opening seal, so each is a stream of the final log.
+    let mut reporting_runs = 0u64;
     for round in 0..rounds {
         // Kill between 5 ms and 150 ms after start: sometimes before the
         // first batch, usually mid-stream.
         let delay = Duration::from_millis(5 + rng.next() % 146);
         let sealed = run_child(&key_path, &log, 0, Some(delay));
         promised += sealed;
+        if sealed > 0 {
+            reporting_runs += 1;
+        }
         if (round + 1) % verify_every != 0 && round + 1 != rounds {
+            continue;
+        }
+        if !log.exists() {
+            // Every child so far was killed before it created the log (a
+            // slow start on a loaded machine): a valid outcome as long as
+            // none of them promised anything.
+            assert_eq!(
+                promised, 0,
+                "round {round} (seed {seed}): {promised} events reported written, but there is no log"
+            );
             continue;
         }
 
@@ -168,10 +184,11 @@ fn killed_writers_leave_a_verifiable_log() {
     );
     assert!(report.sealed_events >= promised);
     // Every run that got as far as its opening seal opened its own stream on
-    // the same chain (a writer killed within milliseconds may not have).
+    // the same chain (a writer killed within milliseconds may not have; one
+    // that reported a written batch has).
     assert!(
-        report.streams >= 2 && report.streams <= rounds + 1,
-        "{} streams",
+        report.streams > reporting_runs && report.streams <= rounds + 1,
+        "seed {seed}: {} streams, {reporting_runs} killed runs reported writes",
         report.streams
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -535,14 +535,12 @@ proptest! {
 fn is_writer_sequence(steps: &[Step]) -> bool {
     use SealReason::*;
     let mut last: Option<SealReason> = None;
-    let mut pending = 0u64;
     for step in steps {
         match *step {
             Step::Events(n) => {
                 if n > 0 && matches!(last, None | Some(Close) | Some(Rotate)) {
                     return false;
                 }
-                pending += n;
             }
             Step::Seal(reason) => {
                 let ok = match (last, reason) {
@@ -559,8 +557,6 @@ fn is_writer_sequence(steps: &[Step]) -> bool {
                 if !ok {
                     return false;
                 }
-                // Timer is a writer's reason like size.
-                pending = 0;
                 last = Some(reason);
             }
         }

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use auditring::sink::{Batch, FileSink, FsyncPolicy, MemorySink, Sink, SinkPolicy, WriterSink};
+use auditring::sink::{
+    Batch, FileSink, FsyncPolicy, MemorySink, Sink, SinkOperation, SinkPolicy, WriterSink,
+};
 use auditring::verify::{FindingKind, Status, Verifier};
 use auditring::{
     AuditPayload, BuildError, FullPolicy, RecordError, Runtime, ShutdownError, SigningKey,
@@ -104,6 +106,17 @@ fn disk_full_best_effort_counts_and_goes_on() {
         .build()
         .unwrap();
     record_n(&runtime, 100);
+    // The runtime names the failure: the sink, ENOSPC's kind and message.
+    eventually("a failed write", || runtime.stats().sink_errors > 0);
+    let failure = runtime.last_sink_error().expect("a sink failed");
+    assert_eq!(
+        (failure.sink.as_str(), failure.operation, failure.kind),
+        ("file", SinkOperation::Write, io::ErrorKind::StorageFull)
+    );
+    assert!(
+        failure.message.contains("No space left on device"),
+        "{failure}"
+    );
     let report = runtime.shutdown().unwrap();
     assert_eq!(
         (
@@ -118,6 +131,12 @@ fn disk_full_best_effort_counts_and_goes_on() {
     // and any a timer cut), plus the final flush.
     assert!(report.seals >= 12);
     assert_eq!(report.sink_errors, report.seals + 1, "{report:?}");
+    // The last failure was the final flush (fsync of /dev/full).
+    let failure = report.last_sink_error.as_ref().expect("a sink failed");
+    assert_eq!(
+        (failure.sink.as_str(), failure.operation),
+        ("file", SinkOperation::Flush)
+    );
     // The failures are signed into the next seals of the healthy log.
     let verified = Verifier::new([key.public_key()]).verify_bytes(&log.bytes());
     assert_eq!(verified.status(), Status::Intact, "{:?}", verified.findings);
@@ -158,11 +177,27 @@ fn disk_full_required_refuses_new_events() {
     let stats = runtime.stats();
     assert_eq!((stats.accepted, stats.dropped, stats.refused), (0, 0, 2));
     drop(r);
-    // The sink never recovers: shutdown gives up after its timeout.
-    match runtime.shutdown() {
-        Err(ShutdownError::TimedOut(d)) => assert_eq!(d, Duration::from_millis(300)),
-        other => panic!("expected a timeout, got {other:?}"),
+    let failure = runtime.last_sink_error().expect("the sink failed");
+    assert_eq!(failure.kind, io::ErrorKind::StorageFull);
+    // The sink never recovers: shutdown gives up after its timeout, and
+    // says why.
+    let err = runtime.shutdown().unwrap_err();
+    let message = err.to_string();
+    match &err {
+        ShutdownError::TimedOut {
+            timeout,
+            last_sink_error: Some(failure),
+        } => {
+            assert_eq!(*timeout, Duration::from_millis(300));
+            assert_eq!(failure.sink, "file");
+            assert_eq!(failure.operation, SinkOperation::Write);
+            assert_eq!(failure.kind, io::ErrorKind::StorageFull);
+        }
+        other => panic!("expected a timeout naming the sink error, got {other:?}"),
     }
+    assert!(message.contains("No space left on device"), "{message}");
+    assert!(message.contains("StorageFull"), "{message}");
+    assert!(message.contains("sink 'file' write failed"), "{message}");
 }
 
 #[test]
@@ -187,6 +222,16 @@ fn io_error_required_retries_then_resumes_without_loss() {
     let report = runtime.shutdown().unwrap();
     assert_eq!(report.sealed, report.accepted);
     assert_eq!(report.sink_errors, 5);
+    // The sink recovered; its last failure is still on record.
+    let failure = report.last_sink_error.expect("the sink failed");
+    assert_eq!(
+        (
+            failure.sink.as_str(),
+            failure.kind,
+            failure.message.as_str()
+        ),
+        ("flaky", io::ErrorKind::Other, "injected failure")
+    );
     assert_eq!(report.dropped, 0);
     let bytes = flaky.data.lock().unwrap().clone();
     let verified = Verifier::new([key.public_key()]).verify_bytes(&bytes);
@@ -297,6 +342,8 @@ fn panicking_sink_is_a_failed_sink_not_a_dead_signer() {
         report.sink_errors, report.seals,
         "one failure per sealed batch"
     );
+    let failure = report.last_sink_error.expect("the sink panicked");
+    assert_eq!(failure.message, "the sink panicked: sink bug");
     let verified = Verifier::new([key.public_key()]).verify_bytes(&log.bytes());
     assert_eq!(verified.status(), Status::Intact);
     assert_eq!(verified.events, 30);

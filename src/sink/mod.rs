@@ -64,6 +64,120 @@ pub enum SinkPolicy {
     BestEffort,
 }
 
+/// What a sink was doing when it failed.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::sink::SinkOperation;
+/// assert_eq!(SinkOperation::Flush.to_string(), "flush");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SinkOperation {
+    /// [`Sink::write_batch`].
+    Write,
+    /// [`Sink::flush`] (for a file: the sync).
+    Flush,
+}
+
+impl std::fmt::Display for SinkOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SinkOperation::Write => "write",
+            SinkOperation::Flush => "flush",
+        })
+    }
+}
+
+/// The last failure of a sink: which sink, what it was doing, the kind of
+/// I/O error and its message. Kept by the runtime so that a failed
+/// shutdown or flush can say what went wrong (see
+/// [`Runtime::last_sink_error`](crate::Runtime::last_sink_error)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use auditring::sink::{FileSink, SinkOperation, SinkPolicy, MemorySink};
+/// use auditring::{AuditPayload, Runtime, SigningKey};
+///
+/// # #[cfg(target_os = "linux")] {
+/// // /dev/full fails every write with ENOSPC.
+/// let runtime = Runtime::<AuditPayload>::builder()
+///     .signing_key(SigningKey::generate())
+///     .sink(MemorySink::new())
+///     .sink_with(FileSink::open("/dev/full")?, SinkPolicy::BestEffort)
+///     .build()?;
+/// while runtime.stats().sink_errors == 0 {
+///     std::thread::yield_now(); // the opening seal is being written
+/// }
+/// let failure = runtime.last_sink_error().expect("the sink failed");
+/// assert_eq!((failure.sink.as_str(), failure.operation), ("file", SinkOperation::Write));
+/// assert_eq!(failure.kind, std::io::ErrorKind::StorageFull);
+/// assert!(failure.to_string().starts_with("sink 'file' write failed: No space left on device"));
+/// # runtime.shutdown()?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkFailure {
+    /// The sink's [name](Sink::name).
+    pub sink: String,
+    /// What the sink was doing.
+    pub operation: SinkOperation,
+    /// The kind of the I/O error (`Other` for a sink that panicked).
+    pub kind: io::ErrorKind,
+    /// The error's message.
+    pub message: String,
+}
+
+impl SinkFailure {
+    /// The failure of sink `sink` with `error`.
+    pub(crate) fn new(sink: &str, operation: SinkOperation, error: &io::Error) -> Self {
+        Self {
+            sink: sink.to_owned(),
+            operation,
+            kind: error.kind(),
+            message: error.to_string(),
+        }
+    }
+
+    /// A sink that panicked, with the panic's message when it has one.
+    pub(crate) fn panicked(
+        sink: &str,
+        operation: SinkOperation,
+        payload: &(dyn std::any::Any + Send),
+    ) -> Self {
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        Self {
+            sink: sink.to_owned(),
+            operation,
+            kind: io::ErrorKind::Other,
+            message: match what {
+                Some(what) => format!("the sink panicked: {what}"),
+                None => "the sink panicked".to_owned(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for SinkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sink '{}' {} failed: {} ({:?})",
+            self.sink, self.operation, self.message, self.kind
+        )
+    }
+}
+
+impl std::error::Error for SinkFailure {}
+
 /// Where an existing log left off: what a sink found at its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -254,7 +368,9 @@ pub trait Sink: Send {
     /// Any I/O error; the batch counts as not written by this sink.
     fn write_batch(&mut self, batch: &Batch<'_>) -> io::Result<()>;
 
-    /// Pushes buffered data to the destination (called at shutdown).
+    /// Pushes buffered data to the destination and, for a durable
+    /// destination, onto stable storage (a file syncs). Called at shutdown
+    /// and by [`Runtime::flush`](crate::Runtime::flush).
     ///
     /// # Errors
     ///

@@ -14,9 +14,11 @@ use auditring::verify::{Report, Status, Verifier, VerifierState};
 use auditring::{PublicKey, SigningKey};
 use clap::{Parser, Subcommand};
 
+mod log;
 mod plot;
 mod stats;
 mod tail;
+mod terminal_safe;
 
 /// Exit status for usage and I/O errors.
 const USAGE_OR_IO: u8 = 2;
@@ -28,6 +30,10 @@ const USAGE_OR_IO: u8 = 2;
     about = "Keys and verification for auditring's signed audit logs"
 )]
 struct Cli {
+    /// Show more of the library's diagnostics on standard error: -v info,
+    /// -vv debug (default: warnings and errors).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -156,6 +162,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log::install(cli.verbose);
     let result = match cli.command {
         Command::Keygen { out } => keygen(&out),
         Command::Pubkey { key } => pubkey(&key),
@@ -205,7 +212,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
-            eprintln!("auditring: {message}");
+            eprintln!("auditring: {}", terminal_safe::escape(&message));
             ExitCode::from(USAGE_OR_IO)
         }
     }
@@ -554,7 +561,8 @@ fn print_human(report: &Report, quiet: bool, seconds: f64) -> std::io::Result<()
     let mut out = std::io::stdout().lock();
     if !quiet {
         for finding in &report.findings {
-            writeln!(out, "{finding}")?;
+            // A finding's detail can quote the log (a damaged seal line).
+            writeln!(out, "{}", terminal_safe::escape(&finding.to_string()))?;
         }
         if report.findings_not_kept > 0 {
             writeln!(out, "... and {} more findings", report.findings_not_kept)?;

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 
 use crate::stats::LogStats;
+use crate::terminal_safe;
 
 const WIDTH: f64 = 900.0;
 const HEIGHT: f64 = 520.0;
@@ -19,8 +20,12 @@ const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
+/// Text for the SVG: control characters shown escaped (XML forbids most of
+/// them, and a viewer should not get them either), markup characters as
+/// entities.
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
+    terminal_safe::escape(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")

@@ -10,6 +10,8 @@ use auditring::verify::{Status, Verifier};
 use hdrhistogram::Histogram;
 use serde::Deserialize;
 
+use crate::terminal_safe::escape;
+
 /// The payload fields the statistics read.
 #[derive(Deserialize)]
 struct Line<'a> {
@@ -155,8 +157,8 @@ pub fn print_table(stats: &LogStats) {
         total += e.len();
         println!(
             "{:<24} {:<8} {:>10} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
-            truncate(action, 24),
-            truncate(decision, 8),
+            truncate(&escape(action), 24),
+            truncate(&escape(decision), 8),
             e.len(),
             q(e, 0.5),
             q(e, 0.9),
@@ -186,7 +188,11 @@ fn truncate(s: &str, n: usize) -> String {
 /// latency.
 pub fn print_distributions(stats: &LogStats) {
     for ((action, decision), row) in &stats.rows {
-        println!("# enforcement_latency_us action={action} decision={decision}");
+        println!(
+            "# enforcement_latency_us action={} decision={}",
+            escape(action),
+            escape(decision)
+        );
         print!("{}", percentile_distribution(&row.enforcement, 1.0));
         println!();
     }

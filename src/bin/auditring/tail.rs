@@ -11,6 +11,8 @@ use auditring::verify::{Status, Verifier};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::terminal_safe::escape;
+
 #[derive(Deserialize)]
 struct Record<'a> {
     kind: &'a str,
@@ -62,38 +64,39 @@ impl Style {
     }
 }
 
-/// One record as a readable line.
+/// One record as a readable line. Every piece of text from the log goes
+/// through [`escape`]: a log's fields must not drive the terminal.
 fn render(line: &[u8], style: &Style) -> String {
     let Ok(r) = serde_json::from_slice::<Record<'_>>(line) else {
         return style.paint(
             "33",
-            &format!("(not a record) {}", String::from_utf8_lossy(line)),
+            &format!("(not a record) {}", escape(&String::from_utf8_lossy(line))),
         );
     };
+    let ts = escape(r.ts.unwrap_or("?"));
     match r.kind {
         "event" => {
             let raw = r.payload.map(RawValue::get).unwrap_or("{}");
             let p: Payload<'_> = serde_json::from_str(raw).unwrap_or_default();
             if p.action.is_none() && p.decision.is_none() {
-                return format!("{} #{:<8} {raw}", r.ts.unwrap_or("?"), r.seq.unwrap_or(0));
+                return format!("{ts} #{:<8} {}", r.seq.unwrap_or(0), escape(raw));
             }
-            let decision = p.decision.as_deref().unwrap_or("?");
-            let painted = match decision {
+            let decision = escape(p.decision.as_deref().unwrap_or("?"));
+            let painted = match &*decision {
                 "allow" => style.paint("32", &format!("{decision:<5}")),
                 "deny" => style.paint("31", &format!("{decision:<5}")),
                 _ => style.paint("33", &format!("{decision:<5}")),
             };
             let mut out = format!(
-                "{} #{:<8} {painted} {:<14} {:<16} {:>6}µs  {}",
-                r.ts.unwrap_or("?"),
+                "{ts} #{:<8} {painted} {:<14} {:<16} {:>6}µs  {}",
                 r.seq.unwrap_or(0),
-                p.action.as_deref().unwrap_or(""),
-                p.agent_id.as_deref().unwrap_or(""),
+                escape(p.action.as_deref().unwrap_or("")),
+                escape(p.agent_id.as_deref().unwrap_or("")),
                 p.enforcement_latency_us.unwrap_or(0),
-                p.resource.as_deref().unwrap_or("")
+                escape(p.resource.as_deref().unwrap_or(""))
             );
             if let Some(reason) = p.deny_reason.as_deref().filter(|r| !r.is_empty()) {
-                out.push_str(&format!("  ({reason})"));
+                out.push_str(&format!("  ({})", escape(reason)));
             }
             out
         }
@@ -114,11 +117,11 @@ fn render(line: &[u8], style: &Style) -> String {
                 &format!(
                     "──── seal #{} {}: {count} events{range}{dropped}",
                     r.seal.unwrap_or(0),
-                    r.reason.unwrap_or("?")
+                    escape(r.reason.unwrap_or("?"))
                 ),
             )
         }
-        other => style.paint("33", &format!("(unknown kind {other:?})")),
+        other => style.paint("33", &format!("(unknown kind \"{}\")", escape(other))),
     }
 }
 
