@@ -155,10 +155,10 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 fn pin(core: Option<usize>, role: &str) {
-    if let Some(core) = core {
-        if let Err(err) = auditring::pin_current_thread(core) {
-            eprintln!("hot_path: {role} not pinned: {err}");
-        }
+    if let Some(core) = core
+        && let Err(err) = auditring::pin_current_thread(core)
+    {
+        eprintln!("hot_path: {role} not pinned: {err}");
     }
 }
 

@@ -75,10 +75,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(std::thread::Builder::new()
                 .name(format!("gateway-worker-{w}"))
                 .spawn(move || {
-                    if let Some(core) = core {
-                        if let Err(e) = auditring::pin_current_thread(core) {
-                            eprintln!("worker {w}: {e}");
-                        }
+                    if let Some(core) = core
+                        && let Err(e) = auditring::pin_current_thread(core)
+                    {
+                        eprintln!("worker {w}: {e}");
                     }
                     let clock = quanta::Clock::new();
                     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).unwrap();

@@ -225,27 +225,27 @@ impl Config {
                 "is 0: give the signer at least 1 ms to gather a batch (default 10)",
             ));
         }
-        if let Some(n) = self.lane_capacity {
-            if n == 0 || n > crate::MAX_LANE_CAPACITY {
-                return Err(issue(
-                    "lane_capacity",
-                    format!(
-                        "{n} is out of range: use 1 to {} (default 1024)",
-                        crate::MAX_LANE_CAPACITY
-                    ),
-                ));
-            }
+        if let Some(n) = self.lane_capacity
+            && (n == 0 || n > crate::MAX_LANE_CAPACITY)
+        {
+            return Err(issue(
+                "lane_capacity",
+                format!(
+                    "{n} is out of range: use 1 to {} (default 1024)",
+                    crate::MAX_LANE_CAPACITY
+                ),
+            ));
         }
-        if let Some(n) = self.max_producers {
-            if n == 0 || n > crate::MAX_PRODUCERS {
-                return Err(issue(
-                    "max_producers",
-                    format!(
-                        "{n} is out of range: use 1 to {} (default 8)",
-                        crate::MAX_PRODUCERS
-                    ),
-                ));
-            }
+        if let Some(n) = self.max_producers
+            && (n == 0 || n > crate::MAX_PRODUCERS)
+        {
+            return Err(issue(
+                "max_producers",
+                format!(
+                    "{n} is out of range: use 1 to {} (default 8)",
+                    crate::MAX_PRODUCERS
+                ),
+            ));
         }
         if self.max_ring_bytes == Some(0) {
             return Err(issue(

@@ -283,10 +283,8 @@ impl FlushHandle {
             let own_thread = std::thread::current()
                 .name()
                 .is_some_and(|n| n.starts_with("auditring-"));
-            if !own_thread {
-                if let Err(e) = handle.flush(timeout) {
-                    eprintln!("auditring: flushing the audit log on panic failed: {e}");
-                }
+            if !own_thread && let Err(e) = handle.flush(timeout) {
+                eprintln!("auditring: flushing the audit log on panic failed: {e}");
             }
             previous(info);
         }));

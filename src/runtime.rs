@@ -372,15 +372,15 @@ impl<T: Payload> RuntimeBuilder<T> {
                 found = tail;
             }
         }
-        if let Some(tail) = &found {
-            if tail.key_id != key.key_id() {
-                tracing::warn!(
-                    target: "auditring",
-                    previous_key = %tail.key_id,
-                    key = %key.key_id(),
-                    "the existing log was signed with another key; verify it with both public keys"
-                );
-            }
+        if let Some(tail) = &found
+            && tail.key_id != key.key_id()
+        {
+            tracing::warn!(
+                target: "auditring",
+                previous_key = %tail.key_id,
+                key = %key.key_id(),
+                "the existing log was signed with another key; verify it with both public keys"
+            );
         }
         let chain = self
             .chain
@@ -425,10 +425,10 @@ impl<T: Payload> RuntimeBuilder<T> {
             .spawn(move || {
                 // However this thread ends, waiting flushes are released.
                 let _stopped = stopped;
-                if let Some(core) = core {
-                    if let Err(e) = crate::pin_current_thread(core) {
-                        tracing::error!(target: "auditring", error = %e, "cannot pin the audit signer");
-                    }
+                if let Some(core) = core
+                    && let Err(e) = crate::pin_current_thread(core)
+                {
+                    tracing::error!(target: "auditring", error = %e, "cannot pin the audit signer");
                 }
                 let result = signer.run(&thread_stop);
                 let _ = done.send(result);
@@ -903,10 +903,10 @@ impl<T: Payload> Runtime<T> {
 
 impl<T: Payload> Drop for Runtime<T> {
     fn drop(&mut self) {
-        if self.signer.is_some() {
-            if let Err(e) = self.stop_signer() {
-                tracing::error!(target: "auditring", error = %e, "audit runtime shutdown on drop failed");
-            }
+        if self.signer.is_some()
+            && let Err(e) = self.stop_signer()
+        {
+            tracing::error!(target: "auditring", error = %e, "audit runtime shutdown on drop failed");
         }
     }
 }

@@ -281,11 +281,11 @@ impl<T: Payload> Signer<T> {
                 self.seal(SealReason::Rotate);
                 self.seal(SealReason::Open);
             }
-            if let Some(every) = self.report_every_ns {
-                if self.consumer.nanos_since(last_report) >= every {
-                    last_report = self.consumer.clock().stamp();
-                    self.report();
-                }
+            if let Some(every) = self.report_every_ns
+                && self.consumer.nanos_since(last_report) >= every
+            {
+                last_report = self.consumer.clock().stamp();
+                self.report();
             }
             if stopping && self.consumer.is_empty() {
                 break;

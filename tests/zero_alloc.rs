@@ -66,7 +66,7 @@ fn fill(e: &mut AuditPayload, i: u64, long: &str) {
         .set_context_hash("sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
         .set_bundle_version("bundle-2026.11.3")
         .set_sandbox_id("sbx-12");
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         e.set_resource(long).set_deny_reason(long);
         e.decision = Decision::Deny;
     } else {

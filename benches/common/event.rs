@@ -111,7 +111,7 @@ fn pick<const N: usize>(pool: &[&'static str; N], k: u64) -> &'static str {
 #[inline(always)]
 pub fn event_fields(i: u64) -> EventFields {
     let session = i / 4;
-    let deny = i % 10 == 0;
+    let deny = i.is_multiple_of(10);
     EventFields {
         session_id: pick(&SESSION_IDS, session),
         token_id: pick(&TOKEN_IDS, session),
@@ -133,7 +133,7 @@ pub fn event_fields(i: u64) -> EventFields {
         bundle_version: pick(&BUNDLE_VERSIONS, i / 1000),
         dispatch_status: if deny {
             0
-        } else if i % 17 == 0 {
+        } else if i.is_multiple_of(17) {
             404
         } else {
             200

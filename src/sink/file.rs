@@ -492,10 +492,10 @@ impl Sink for FileSink {
         self.len += batch.bytes().len() as u64;
         if batch.seal().reason == SealReason::Rotate {
             self.rotate();
-        } else if self.wants_rotation() {
-            if let Some(signal) = &self.rotation {
-                signal.request();
-            }
+        } else if self.wants_rotation()
+            && let Some(signal) = &self.rotation
+        {
+            signal.request();
         }
         Ok(())
     }

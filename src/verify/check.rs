@@ -89,12 +89,11 @@ impl Pending {
 
     /// Records a gap, merging the two lowest when too many are tracked.
     fn add_gap(&mut self, from: u64, to: u64) {
-        if self.gaps.len() >= MAX_GAPS {
-            if let Some((a, _)) = self.gaps.pop_first() {
-                if let Some((_, b)) = self.gaps.pop_first() {
-                    self.gaps.insert(a, b);
-                }
-            }
+        if self.gaps.len() >= MAX_GAPS
+            && let Some((a, _)) = self.gaps.pop_first()
+            && let Some((_, b)) = self.gaps.pop_first()
+        {
+            self.gaps.insert(a, b);
         }
         self.gaps.insert(from, to);
     }
@@ -321,33 +320,33 @@ impl Checker<'_> {
                 format!("the last line ({len} bytes) has no newline: a write torn by a crash (or a cut); it is not part of the log"),
             );
         }
-        if let Some(anchor) = self.st.anchor.clone() {
-            if !anchor.found {
-                let c = anchor.expected;
-                let detail = match anchor.conflicting {
-                    Some(hash) => format!(
-                        "the log's seal #{} of stream {} has hash {}, not the expected checkpoint's {}: the log was rewritten from that seal on",
-                        c.seal,
-                        uuid_string(&c.stream),
-                        crate::json::hex(&hash),
-                        crate::json::hex(&c.hash)
-                    ),
-                    None => format!(
-                        "the log does not contain the expected checkpoint, seal #{} of stream {} (next seq {}): its newest part (trailing runs or rotated files) was deleted, or files are missing",
-                        c.seal,
-                        uuid_string(&c.stream),
-                        c.next_seq
-                    ),
-                };
-                let line = self.st.line;
-                self.find(
-                    FindingKind::Truncated,
-                    (line, line),
-                    Some((c.next_seq.saturating_sub(1), c.next_seq.saturating_sub(1))),
-                    None,
-                    detail,
-                );
-            }
+        if let Some(anchor) = self.st.anchor.clone()
+            && !anchor.found
+        {
+            let c = anchor.expected;
+            let detail = match anchor.conflicting {
+                Some(hash) => format!(
+                    "the log's seal #{} of stream {} has hash {}, not the expected checkpoint's {}: the log was rewritten from that seal on",
+                    c.seal,
+                    uuid_string(&c.stream),
+                    crate::json::hex(&hash),
+                    crate::json::hex(&c.hash)
+                ),
+                None => format!(
+                    "the log does not contain the expected checkpoint, seal #{} of stream {} (next seq {}): its newest part (trailing runs or rotated files) was deleted, or files are missing",
+                    c.seal,
+                    uuid_string(&c.stream),
+                    c.next_seq
+                ),
+            };
+            let line = self.st.line;
+            self.find(
+                FindingKind::Truncated,
+                (line, line),
+                Some((c.next_seq.saturating_sub(1), c.next_seq.saturating_sub(1))),
+                None,
+                detail,
+            );
         }
         match &self.st.phase {
             Phase::Start => {
@@ -424,12 +423,14 @@ impl Checker<'_> {
     /// the line before; otherwise adds a new one.
     fn find_run(&mut self, kind: FindingKind, line: u64, detail: impl FnOnce() -> String) {
         let file = &self.st.file;
-        if let Some(last) = self.st.report.findings.last_mut() {
-            if last.kind == kind && &last.file == file && last.lines.1 + 1 == line {
-                last.lines.1 = line;
-                last.count = Some(last.count.unwrap_or(1).saturating_add(1));
-                return;
-            }
+        if let Some(last) = self.st.report.findings.last_mut()
+            && last.kind == kind
+            && &last.file == file
+            && last.lines.1 + 1 == line
+        {
+            last.lines.1 = line;
+            last.count = Some(last.count.unwrap_or(1).saturating_add(1));
+            return;
         }
         self.find(kind, (line, line), None, Some(1), detail());
     }
@@ -466,23 +467,23 @@ impl Checker<'_> {
             p.disturbed = true;
             return;
         };
-        if let Phase::After(last) = &self.st.phase {
-            if header.stream != last.stream {
-                let detail = format!(
-                    "event of stream {} inside stream {}",
-                    uuid_string(&header.stream),
-                    uuid_string(&last.stream)
-                );
-                self.st.pending.disturbed = true;
-                self.find(
-                    FindingKind::Inserted,
-                    (line, line),
-                    Some((header.seq, header.seq)),
-                    Some(1),
-                    detail,
-                );
-                return;
-            }
+        if let Phase::After(last) = &self.st.phase
+            && header.stream != last.stream
+        {
+            let detail = format!(
+                "event of stream {} inside stream {}",
+                uuid_string(&header.stream),
+                uuid_string(&last.stream)
+            );
+            self.st.pending.disturbed = true;
+            self.find(
+                FindingKind::Inserted,
+                (line, line),
+                Some((header.seq, header.seq)),
+                Some(1),
+                detail,
+            );
+            return;
         }
         let seq = header.seq;
         let p = &mut self.st.pending;

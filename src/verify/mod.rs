@@ -570,10 +570,9 @@ impl<'v> Verification<'v> {
         if matches!(
             crate::event::classify(head),
             crate::event::LineKind::Event(_)
-        ) {
-            if let Some(f) = self.on_event.as_mut() {
-                f(head);
-            }
+        ) && let Some(f) = self.on_event.as_mut()
+        {
+            f(head);
         }
         let ended = Checker {
             verifier: self.verifier,

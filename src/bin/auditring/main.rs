@@ -293,14 +293,18 @@ fn demo(
             .record(|e| {
                 e.set_session_id("demo-session")
                     .set_agent_id("demo-agent")
-                    .set_action(if i % 3 == 0 { "http.post" } else { "http.get" })
+                    .set_action(if i.is_multiple_of(3) {
+                        "http.post"
+                    } else {
+                        "http.get"
+                    })
                     .set_resource("https://api.example.com/v1/orders");
-                e.decision = if i % 10 == 0 {
+                e.decision = if i.is_multiple_of(10) {
                     Decision::Deny
                 } else {
                     Decision::Allow
                 };
-                if i % 10 == 0 {
+                if i.is_multiple_of(10) {
                     e.set_deny_reason("demo deny");
                 }
                 e.enforcement_latency_us = 5 + i % 20;
@@ -308,7 +312,7 @@ fn demo(
             })
             .map_err(|e| e.to_string())?;
         i += 1;
-        if i % 256 == 0 {
+        if i.is_multiple_of(256) {
             let sealed = runtime.stats().sealed;
             if sealed != reported {
                 reported = sealed;
