@@ -414,7 +414,12 @@ impl FileSink {
         if link_count(&open) == 0 {
             return changed("was deleted while in use".into());
         }
-        match std::fs::symlink_metadata(&self.path) {
+        let at_path = if self.follow_symlinks {
+            std::fs::metadata(&self.path)
+        } else {
+            std::fs::symlink_metadata(&self.path)
+        };
+        match at_path {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return changed("was removed or renamed while in use".into());
             }
