@@ -302,9 +302,25 @@ impl VerifierState {
         self.check.verified_head()
     }
 
-    /// The report so far, as if the log ended here.
+    /// The report so far (without the end-of-log findings).
     pub fn report(&self) -> Report {
         self.check.report.clone()
+    }
+
+    /// Whether `path` is the file this state stands in: the one a resumed
+    /// pass continues (recognised by its first line, whatever its name
+    /// after rotation). The files before it in chain order are verified
+    /// and no longer needed to resume, which is what a retention policy
+    /// may delete.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::Io`] if the file cannot be read.
+    pub fn is_current_file(&self, path: &Path) -> Result<bool, VerifyError> {
+        match self.cursor.first_line {
+            Some(key) => Ok(first_line_leaf(path)? == Some(key)),
+            None => Ok(false),
+        }
     }
 }
 
