@@ -263,3 +263,29 @@ fn a_closed_output_ends_verify_without_a_panic() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn deleting_the_newest_files_is_incomplete_alone_and_truncated_against_the_anchor() {
+    let dir = tempdir("newest");
+    let (private, public) = keys(&dir);
+    let log = dir.join("audit.jsonl");
+    write_run(&private, &log, 300, "db.query", Some(20_000));
+    let anchor = dir.join("anchor.json");
+    let out = run(&["head", "--key", s(&public), s(&log)]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    std::fs::write(&anchor, &out.stdout).unwrap();
+    let files = auditring::verify::log_files(&log).unwrap();
+    assert!(files.len() >= 4, "{files:?}");
+
+    // The active file and the newest rotated file deleted: the log now ends
+    // on a rotate seal, which the log alone reads as incomplete.
+    std::fs::remove_file(&files[files.len() - 1]).unwrap();
+    std::fs::remove_file(&files[files.len() - 2]).unwrap();
+    let out = run(&["verify", "--key", s(&public), s(&log)]);
+    assert_eq!(out.status.code(), Some(3), "{:?}", text(&out));
+    assert!(text(&out).0.contains("missing_close"), "{:?}", text(&out));
+    let out = run(&["verify", "--key", s(&public), "--expect", s(&anchor), s(&log)]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(text(&out).0.contains("truncated"), "{:?}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
