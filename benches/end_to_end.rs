@@ -40,6 +40,8 @@ use auditring::{AuditPayload, FullPolicy, Runtime, SigningKey};
 use hdrhistogram::Histogram;
 use p256::ecdsa::signature::Signer;
 
+#[path = "../tests/common/crafted.rs"]
+mod crafted;
 #[path = "common/event.rs"]
 mod event;
 
@@ -370,55 +372,13 @@ fn verify_incremental(verifier: &Verifier, log: &Path, dir: &Path) {
     );
 }
 
-/// A log of `events` event lines after one opening seal: one far-ahead seq,
-/// then seqs that bisect the gap again and again (the input that made an
-/// earlier verifier quadratic). Its verification time is compared with the
-/// genuine log's (`genuine_seconds` for as many events).
+/// A log of `events` event lines after one opening seal: one far-ahead
+/// seq, then seqs that bisect the gap again and again (the input that made
+/// an earlier verifier quadratic). Its verification time is compared with
+/// the genuine log's (`genuine_seconds` for as many events).
 fn verify_crafted(key: &SigningKey, verifier: &Verifier, events: u64, genuine_seconds: f64) {
-    use auditring::merkle::empty_root;
-    use auditring::{GENESIS, Orphans, Seal, SealReason, event_line};
-
-    let stream = [0x42; 16];
-    let open = Seal {
-        stream,
-        index: 0,
-        reason: SealReason::Open,
-        seq_start: 0,
-        count: 0,
-        root: empty_root(),
-        prev: GENESIS,
-        dropped: 0,
-        dropped_total: 0,
-        sink_errors: 0,
-        orphans: Orphans::NONE,
-        unix_nanos: 0,
-        key_id: key.key_id(),
-    };
-    let mut log = open.to_line(&key.sign_seal(&open));
-    log.push(b'\n');
-    let mut payload = AuditPayload::default();
-    event::fill(&mut payload, 0);
-    let mut push = |seq: u64| {
-        log.extend_from_slice(&event_line(&stream, seq, &stream, 0, &payload));
-        log.push(b'\n');
-    };
-    push(1 << 40);
-    let mut frontier = vec![(0u64, 1u64 << 40)];
-    let mut written = 1;
-    while written < events {
-        let mut next = Vec::with_capacity(frontier.len() * 2);
-        for &(a, b) in &frontier {
-            if written >= events {
-                break;
-            }
-            let mid = a + (b - a) / 2;
-            push(mid);
-            written += 1;
-            next.push((a, mid));
-            next.push((mid + 1, b));
-        }
-        frontier = next;
-    }
+    let log = crafted::crafted_gap_log(key, events);
+    let written = events;
     let started = Instant::now();
     let report = verifier.verify_bytes(&log);
     let seconds = started.elapsed().as_secs_f64();

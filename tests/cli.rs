@@ -1,53 +1,16 @@
 //! The `auditring` command: keygen, pubkey and verify, with their exit
 //! statuses and error messages.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
 
 use auditring::sink::FileSink;
-use auditring::{AuditPayload, Runtime, SigningKey};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_auditring"))
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the binary runs")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("auditring-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use auditring::{Runtime, SigningKey};
+use common::{run, tempdir, text};
 
 fn write_log(key_path: &Path, log: &Path, events: u64) {
-    let key = SigningKey::from_file(key_path).unwrap();
-    let rt = Runtime::<AuditPayload>::builder()
-        .signing_key(key)
-        .sink(FileSink::open(log).unwrap())
-        .max_batch(16)
-        .max_delay(std::time::Duration::from_secs(3600))
-        .build()
-        .unwrap();
-    let mut rec = rt.recorder().unwrap();
-    for i in 0..events {
-        rec.record(|e| {
-            e.set_action("db.query");
-            e.response_size = i;
-        })
-        .unwrap();
-    }
-    drop(rec);
-    rt.shutdown().unwrap();
+    common::write_run(key_path, log, events, "db.query", None);
 }
 
 #[test]

@@ -284,7 +284,14 @@ fn deleting_the_newest_files_is_incomplete_alone_and_truncated_against_the_ancho
     let out = run(&["verify", "--key", s(&public), s(&log)]);
     assert_eq!(out.status.code(), Some(3), "{:?}", text(&out));
     assert!(text(&out).0.contains("missing_close"), "{:?}", text(&out));
-    let out = run(&["verify", "--key", s(&public), "--expect", s(&anchor), s(&log)]);
+    let out = run(&[
+        "verify",
+        "--key",
+        s(&public),
+        "--expect",
+        s(&anchor),
+        s(&log),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
     assert!(text(&out).0.contains("truncated"), "{:?}", text(&out));
     std::fs::remove_dir_all(&dir).unwrap();

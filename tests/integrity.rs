@@ -16,6 +16,10 @@ use auditring::{
 };
 use proptest::prelude::*;
 
+#[path = "common/crafted.rs"]
+mod crafted;
+use crafted::crafted_gap_log;
+
 // ---------------------------------------------------------------------
 // A forger: writes any sequence of seals and events, signed with the
 // trusted key, as a key-holding attacker (or a buggy writer) could.
@@ -650,39 +654,6 @@ fn a_partial_line_inside_the_log_is_tampering() {
 
 // ---------------------------------------------------------------------
 // 7. Linear time, no overflow.
-
-/// One far-ahead seq, then seqs that split the gap again and again.
-fn crafted_gap_log(key: &SigningKey, n: u64) -> Vec<u8> {
-    let mut f = Forger::new(key);
-    f.seal(SealReason::Open, None);
-    let stream = f.stream;
-    let mut p = AuditPayload::default();
-    p.set_action("x");
-    let mut out = f.out;
-    let mut push = |seq: u64| {
-        out.extend_from_slice(&event_line(&stream, seq, &stream, 0, &p));
-        out.push(b'\n');
-    };
-    push(1 << 40);
-    // Bisect the gap: every new line falls inside a tracked gap.
-    let mut frontier = vec![(0u64, 1u64 << 40)];
-    let mut written = 1;
-    while written < n {
-        let mut next = Vec::with_capacity(frontier.len() * 2);
-        for &(a, b) in &frontier {
-            if written >= n {
-                break;
-            }
-            let mid = a + (b - a) / 2;
-            push(mid);
-            written += 1;
-            next.push((a, mid));
-            next.push((mid + 1, b));
-        }
-        frontier = next;
-    }
-    out
-}
 
 #[test]
 fn crafted_gaps_verify_in_linear_time() {
