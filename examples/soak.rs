@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Settings (environment): `SOAK_PRODUCERS` (4), `SOAK_ROTATE_BYTES`
-//! (256 MiB), `SOAK_DIR` (a new temporary directory), `SOAK_KEEP_FILES`
+//! (256 MiB), `SOAK_VERIFY_EVERY_S` (30), `SOAK_DIR` (a new temporary directory), `SOAK_KEEP_FILES`
 //! (unset: a rotated file is deleted once fully verified, so the disk
 //! holds a few files whatever the event count; the verifier's saved state
 //! carries the verdict across).
@@ -53,22 +53,23 @@ fn verify_round(
     state: Option<VerifierState>,
     keep: bool,
 ) -> Result<VerifierState, Box<dyn std::error::Error>> {
-    let files = auditring::verify::log_files(log)?;
+    let files = auditring::verify::log_files_opened(log)?;
+    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     let mut pass = match state {
         Some(state) => verifier.resume(state),
         None => verifier.start(),
     };
-    pass.feed_files(&files, &mut |_| {})?;
+    pass.feed_opened(files, &mut |_| {})?;
     let state = pass.state();
     if !keep {
         let mut current = None;
-        for (i, f) in files.iter().enumerate() {
+        for (i, f) in paths.iter().enumerate() {
             if state.is_current_file(f)? {
                 current = Some(i);
                 break;
             }
         }
-        for done in &files[..current.unwrap_or(0)] {
+        for done in &paths[..current.unwrap_or(0)] {
             std::fs::remove_file(done)?;
         }
     }
@@ -138,14 +139,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Verify as the files rotate; sample memory meanwhile.
     let (mut rss_min, mut rss_max) = (f64::MAX, 0.0f64);
     let mut state = None;
-    let mut next_round = Instant::now() + Duration::from_secs(30);
+    let every = Duration::from_secs(env_u64("SOAK_VERIFY_EVERY_S", 30));
+    let mut next_round = Instant::now() + every;
     while workers.iter().any(|w| !w.is_finished()) {
         std::thread::sleep(Duration::from_millis(500));
         let rss = rss_mib();
         rss_min = rss_min.min(rss);
         rss_max = rss_max.max(rss);
         if Instant::now() >= next_round {
-            next_round = Instant::now() + Duration::from_secs(30);
+            next_round = Instant::now() + every;
             let s = verify_round(&verifier, &log, state.take(), keep)?;
             let report = s.report();
             println!(
@@ -155,6 +157,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 report.sealed_events,
                 report.tamper
             );
+            for f in report
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Tamper)
+            {
+                println!("  {f}");
+            }
             state = Some(s);
         }
     }
@@ -164,12 +173,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = runtime.shutdown()?;
     let seconds = started.elapsed().as_secs_f64();
 
-    let files = auditring::verify::log_files(&log)?;
+    let files = auditring::verify::log_files_opened(&log)?;
     let mut pass = match state {
         Some(s) => verifier.resume(s),
         None => verifier.start(),
     };
-    pass.feed_files(&files, &mut |_| {})?;
+    pass.feed_opened(files, &mut |_| {})?;
     let verified = pass.finish();
     let unexpected = verified
         .findings

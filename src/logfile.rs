@@ -64,22 +64,77 @@ pub(crate) fn rotated_files(path: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 ///
 /// # Errors
 ///
-/// The directory cannot be listed or a file cannot be read.
+/// As [`log_files_opened`].
 pub fn log_files(active: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = rotated_files(active)?.into_iter().map(|(_, p)| p).collect();
-    if active.exists() || files.is_empty() {
-        files.push(active.to_owned());
+    Ok(log_files_opened(active)?
+        .into_iter()
+        .map(|(path, _)| path)
+        .collect())
+}
+
+/// [`log_files`], opened. The files are opened first and ordered by what
+/// the open handles hold; if a rotation renamed the active file between
+/// listing and opening (a newer rotated file appeared), it starts over.
+/// Reading the returned handles then sees every byte of the log as
+/// listed, even if the writer rotates again meanwhile.
+///
+/// # Errors
+///
+/// The directory cannot be listed or a file cannot be read, or the log
+/// kept rotating under the listing (`ErrorKind::Interrupted`).
+pub fn log_files_opened(active: &Path) -> io::Result<Vec<(PathBuf, File)>> {
+    for _ in 0..100 {
+        let rotated = rotated_files(active)?;
+        let newest = rotated.last().map(|(n, _)| *n);
+        let mut files = Vec::with_capacity(rotated.len() + 1);
+        let mut vanished = false;
+        for (_, path) in rotated {
+            match File::open(&path) {
+                Ok(file) => files.push((path, file)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => vanished = true,
+                Err(e) => return Err(e),
+            }
+        }
+        match File::open(active) {
+            Ok(file) => files.push((active.to_owned(), file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && files.is_empty() => {
+                return Err(e);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let rotated_meanwhile = rotated_files(active)?.last().map(|(n, _)| *n) != newest;
+        if vanished || rotated_meanwhile {
+            continue;
+        }
+        return order_by_chain(files);
     }
+    Err(io::Error::new(
+        io::ErrorKind::Interrupted,
+        format!(
+            "the files of {} kept rotating while they were listed",
+            active.display()
+        ),
+    ))
+}
+
+/// Orders opened files by their chain (see [`log_files`]).
+fn order_by_chain(mut files: Vec<(PathBuf, File)>) -> io::Result<Vec<(PathBuf, File)>> {
     if files.len() < 2 {
         return Ok(files);
     }
-    // (first seal's prev, last seal's hash) per file.
+    // (first seal's prev, last seal's hash) per file. A file that cannot
+    // be read as a log links to nothing: it keeps its place by number, and
+    // the verifier says what is wrong with it.
     let mut ends: Vec<(Option<Hash>, Option<Hash>)> = Vec::with_capacity(files.len());
-    for path in &files {
-        let mut file = File::open(path)?;
+    for (_, file) in &mut files {
         let len = file.metadata()?.len();
-        let first = first_seal(&mut file)?.map(|s| s.prev);
-        let last = last_seal(&mut file, len)?.map(|found| found.seal.hash());
+        let first = first_seal(file).ok().flatten().map(|s| s.prev);
+        let complete = complete_length(file, len)?;
+        let last = last_seal(file, complete)
+            .ok()
+            .flatten()
+            .map(|found| found.seal.hash());
         ends.push((first, last));
     }
     let by_last: HashMap<Hash, usize> = ends
@@ -98,9 +153,10 @@ pub fn log_files(active: &Path) -> io::Result<Vec<PathBuf>> {
             by_last.get(&prev).filter(|&&p| p != i).map(|&p| (p, i))
         })
         .collect();
-    let has_predecessor: Vec<bool> = (0..files.len())
-        .map(|i| successor.values().any(|&s| s == i))
-        .collect();
+    let mut has_predecessor = vec![false; files.len()];
+    for &s in successor.values() {
+        has_predecessor[s] = true;
+    }
     let mut order = Vec::with_capacity(files.len());
     let mut placed = vec![false; files.len()];
     for start in 0..files.len() {
@@ -119,7 +175,11 @@ pub fn log_files(active: &Path) -> io::Result<Vec<PathBuf>> {
     }
     // Files on a cycle (only a crafted chain makes one) keep their order.
     order.extend((0..files.len()).filter(|&i| !placed[i]));
-    Ok(order.into_iter().map(|i| files[i].clone()).collect())
+    let mut slots: Vec<Option<(PathBuf, File)>> = files.into_iter().map(Some).collect();
+    Ok(order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each file is placed once"))
+        .collect())
 }
 
 /// The first line of a file, if it is a readable seal.

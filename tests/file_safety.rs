@@ -345,3 +345,64 @@ fn size_rotation_holds_its_bound_also_after_a_restart() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_live_rotating_log_verifies_without_false_alarms() {
+    use auditring::verify::{Severity, VerifierState};
+    let dir = tempdir("live");
+    let key = SigningKey::generate();
+    let log = dir.join("audit.jsonl");
+    let sink = FileSink::builder(&log)
+        .fsync(FsyncPolicy::Never)
+        .rotate_bytes(24_000)
+        .open()
+        .unwrap();
+    let rt = runtime(&key, sink).unwrap();
+    let mut rec = rt.recorder().unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..20_000u64 {
+            rec.record(|e| {
+                e.set_action("db.query").response_size = i;
+            })
+            .unwrap();
+        }
+    });
+    // Verify incrementally, as a collector would, while the writer rotates
+    // every few milliseconds.
+    let verifier = Verifier::new([key.public_key()]);
+    let mut state: Option<VerifierState> = None;
+    let mut rounds = 0;
+    loop {
+        let finished = writer.is_finished();
+        let files = auditring::verify::log_files_opened(&log).unwrap();
+        let mut pass = match state.take() {
+            Some(s) => verifier.resume(s),
+            None => verifier.start(),
+        };
+        pass.feed_opened(files, &mut |_| {}).unwrap();
+        let saved = pass.state();
+        let report = pass.report();
+        let alarms: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Tamper)
+            .collect();
+        assert!(alarms.is_empty(), "round {rounds}: {alarms:#?}");
+        state = Some(saved);
+        rounds += 1;
+        if finished {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    rt.shutdown().unwrap();
+    let files = auditring::verify::log_files_opened(&log).unwrap();
+    assert!(files.len() > 20, "{} files", files.len());
+    let mut pass = verifier.resume(state.unwrap());
+    pass.feed_opened(files, &mut |_| {}).unwrap();
+    let report = pass.finish();
+    assert_eq!(report.status(), Status::Intact, "{:#?}", report.findings);
+    assert_eq!(report.sealed_events, 20_000);
+    assert!(rounds > 2, "{rounds} rounds");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

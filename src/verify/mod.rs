@@ -33,7 +33,7 @@ mod report;
 use check::{CheckState, Checker};
 pub use report::{ALL_KINDS, Finding, FindingKind, Report, Severity, Status};
 
-pub use crate::logfile::log_files;
+pub use crate::logfile::{log_files, log_files_opened};
 
 /// How much of a line the verifier keeps to classify it; the rest is only
 /// hashed. Seal lines are far shorter.
@@ -185,6 +185,7 @@ impl Verifier {
             cursor: Cursor::default(),
             resume: None,
             torn: None,
+            in_new_file: false,
             on_event: None,
             on_batch: None,
         }
@@ -232,28 +233,29 @@ impl Verifier {
             cursor: Cursor::default(),
             resume: Some(state.cursor),
             torn: None,
+            in_new_file: false,
             on_event: None,
             on_batch: None,
         }
     }
 }
 
-/// Where a pass stands in its current file.
+/// Where a pass stands: the last file it read a complete line from, and
+/// how far.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Cursor {
-    /// Files finished before the current one.
-    files_done: u64,
-    /// Leaf hash of the current file's first line: identifies the file
-    /// across renames (rotation).
+    /// Leaf hash of that file's first line: identifies the file across
+    /// renames (rotation). `None` before any complete line.
     first_line: Option<Hash>,
-    /// Bytes of the current file consumed, up to a line end.
+    /// Bytes of the file consumed, up to a line end.
     offset: u64,
     /// Where the last complete line starts and its leaf hash, to tell on
     /// resume that the file still holds what was verified.
     last_line: Option<(u64, Hash)>,
-    /// Bytes of the current file up to the end of its last seal line.
-    #[serde(default)]
+    /// Bytes of the file up to the end of its last seal line.
     sealed: u64,
+    /// Complete lines read from the file.
+    line: u64,
 }
 
 /// The saved state of a verification in progress, at the end of its last
@@ -317,10 +319,14 @@ impl VerifierState {
     ///
     /// [`VerifyError::Io`] if the file cannot be read.
     pub fn is_current_file(&self, path: &Path) -> Result<bool, VerifyError> {
-        match self.cursor.first_line {
-            Some(key) => Ok(first_line_leaf(path)? == Some(key)),
-            None => Ok(false),
-        }
+        let Some(key) = self.cursor.first_line else {
+            return Ok(false);
+        };
+        let mut file = File::open(path).map_err(|source| VerifyError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(first_line_leaf(path, &mut file)? == Some(key))
     }
 }
 
@@ -338,6 +344,9 @@ pub struct Verification<'v> {
     resume: Option<Cursor>,
     /// A partial line at the end of the last file fed: its length.
     torn: Option<u64>,
+    /// The last file fed has no complete line yet: the cursor still stands
+    /// in the file before it.
+    in_new_file: bool,
     on_event: Option<EventHook<'v>>,
     on_batch: Option<BatchHook<'v>>,
 }
@@ -370,7 +379,9 @@ impl<'v> Verification<'v> {
 
     /// Reads the files of one log, in order. A resumed pass skips the
     /// files its state already covers and continues its file where it
-    /// stopped.
+    /// stopped. Every file is opened before any is read, so a file renamed
+    /// meanwhile (rotation) is still read whole; [`log_files_opened`] also
+    /// makes the listing itself safe against a rotation.
     ///
     /// # Errors
     ///
@@ -381,20 +392,56 @@ impl<'v> Verification<'v> {
         paths: &[impl AsRef<Path>],
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), VerifyError> {
+        let files = paths
+            .iter()
+            .map(|p| {
+                let path = p.as_ref().to_owned();
+                File::open(&path)
+                    .map(|f| (path.clone(), f))
+                    .map_err(|source| VerifyError::Io { path, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.feed_opened(files, progress)
+    }
+
+    /// [`feed_files`](Self::feed_files) on files already opened, in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`feed_files`](Self::feed_files).
+    pub fn feed_opened(
+        &mut self,
+        mut files: Vec<(PathBuf, File)>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), VerifyError> {
         let mut from = 0;
         if let Some(resume) = self.resume.take() {
-            let (index, offset) = self.locate(paths, &resume)?;
-            from = index + 1;
-            let path = paths[index].as_ref();
-            self.continue_file(path, resume, offset, progress)?;
+            if let Some(key) = resume.first_line {
+                let mut found = None;
+                for (i, (path, file)) in files.iter_mut().enumerate() {
+                    if first_line_leaf(path, file)? == Some(key) {
+                        found = Some(i);
+                        break;
+                    }
+                }
+                let index = found.ok_or_else(|| {
+                    VerifyError::Resume(format!(
+                        "the saved state continues a file (first line hash {}) that is not among the files given: pass the same log's files (its active path finds them all), or verify from the start",
+                        crate::json::hex(&key)
+                    ))
+                })?;
+                from = index + 1;
+                let (path, file) = &mut files[index];
+                self.continue_file(path, file, resume, progress)?;
+            }
         }
-        for path in &paths[from..] {
-            let path = path.as_ref();
+        for (path, file) in files.into_iter().skip(from) {
             let io_err = |source| VerifyError::Io {
-                path: path.to_owned(),
+                path: path.clone(),
                 source,
             };
-            let file = File::open(path).map_err(io_err)?;
+            let mut file = file;
+            file.seek(SeekFrom::Start(0)).map_err(io_err)?;
             let reader = BufReader::with_capacity(1 << 20, file);
             self.feed(&path.display().to_string(), reader, progress)
                 .map_err(io_err)?;
@@ -402,60 +449,22 @@ impl<'v> Verification<'v> {
         Ok(())
     }
 
-    /// Finds the file a saved cursor continues: by its first line, or by
-    /// position when it had none yet.
-    fn locate(
-        &self,
-        paths: &[impl AsRef<Path>],
-        resume: &Cursor,
-    ) -> Result<(usize, u64), VerifyError> {
-        let index = match resume.first_line {
-            Some(key) => {
-                let mut found = None;
-                for (i, path) in paths.iter().enumerate() {
-                    let path = path.as_ref();
-                    if first_line_leaf(path)? == Some(key) {
-                        found = Some(i);
-                        break;
-                    }
-                }
-                found.ok_or_else(|| {
-                    VerifyError::Resume(format!(
-                        "the saved state continues a file (first line hash {}) that is not among the files given: pass the same log's files (its active path finds them all), or verify from the start",
-                        crate::json::hex(&key)
-                    ))
-                })?
-            }
-            None => usize::try_from(resume.files_done)
-                .ok()
-                .filter(|&i| i < paths.len())
-                .ok_or_else(|| {
-                    VerifyError::Resume(format!(
-                        "the saved state stopped at file {} but only {} file(s) are given",
-                        resume.files_done + 1,
-                        paths.len()
-                    ))
-                })?,
-        };
-        Ok((index, resume.offset))
-    }
-
     /// Continues a file from a saved cursor.
     fn continue_file(
         &mut self,
         path: &Path,
+        file: &mut File,
         resume: Cursor,
-        offset: u64,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), VerifyError> {
         let io_err = |source| VerifyError::Io {
             path: path.to_owned(),
             source,
         };
-        let mut file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
-        let name = path.display().to_string();
-        self.st.file = name;
+        let offset = resume.offset;
+        self.st.file = path.display().to_string();
+        self.st.line = resume.line;
         self.cursor = resume;
         if len < offset {
             Checker {
@@ -463,9 +472,8 @@ impl<'v> Verification<'v> {
                 st: &mut self.st,
             }
             .file_rewritten(format!(
-                    "the file is {len} bytes, shorter than the {offset} bytes already verified: it was cut or replaced"
-                ),
-            );
+                "the file is {len} bytes, shorter than the {offset} bytes already verified: it was cut or replaced"
+            ));
             return Ok(());
         }
         if let Some((start, leaf)) = self.cursor.last_line {
@@ -478,14 +486,13 @@ impl<'v> Verification<'v> {
                     st: &mut self.st,
                 }
                 .file_rewritten(format!(
-                        "the line verified last (at byte {start}) is no longer there: the file was rewritten or replaced"
-                    ),
-                );
+                    "the line verified last (at byte {start}) is no longer there: the file was rewritten or replaced"
+                ));
                 return Ok(());
             }
         }
         file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        let reader = BufReader::with_capacity(1 << 20, file);
+        let reader = BufReader::with_capacity(1 << 20, &mut *file);
         self.read(reader, progress).map_err(io_err)
     }
 
@@ -507,13 +514,7 @@ impl<'v> Verification<'v> {
             }
             .torn_inside(len);
         }
-        if !self.st.file.is_empty() || self.cursor.offset > 0 {
-            self.cursor.files_done += 1;
-        }
-        self.cursor.first_line = None;
-        self.cursor.offset = 0;
-        self.cursor.last_line = None;
-        self.cursor.sealed = 0;
+        self.in_new_file = true;
         Checker {
             verifier: self.verifier,
             st: &mut self.st,
@@ -577,12 +578,17 @@ impl<'v> Verification<'v> {
     }
 
     fn complete_line(&mut self, head: &[u8], len: u64, leaf: Hash) {
-        if self.cursor.first_line.is_none() {
-            self.cursor.first_line = Some(leaf);
+        if std::mem::take(&mut self.in_new_file) {
+            // The cursor moves to this file with its first complete line.
+            self.cursor = Cursor {
+                first_line: Some(leaf),
+                ..Cursor::default()
+            };
         }
         let start = self.cursor.offset;
         self.cursor.offset = start + len + 1;
         self.cursor.last_line = Some((start, leaf));
+        self.cursor.line += 1;
         if matches!(
             crate::event::classify(head),
             crate::event::LineKind::Event(_)
@@ -647,13 +653,13 @@ impl<'v> Verification<'v> {
 }
 
 /// The leaf hash of a file's first line, if it has a complete one.
-fn first_line_leaf(path: &Path) -> Result<Option<Hash>, VerifyError> {
+fn first_line_leaf(path: &Path, file: &mut File) -> Result<Option<Hash>, VerifyError> {
     let io_err = |source| VerifyError::Io {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::new(file);
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let mut reader = BufReader::new(&mut *file);
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line).map_err(io_err)?;
     if line.pop() != Some(b'\n') {

@@ -347,8 +347,7 @@ fn stats_command(
     files: &[PathBuf],
 ) -> Result<u8, String> {
     let keys = load_keys(keys)?;
-    let files = &log_files(files)?;
-    let stats = stats::compute(files, keys)?;
+    let stats = stats::compute(log_files(files)?, keys)?;
     if stats.status == Some(Status::Tampered) {
         eprintln!(
             "auditring: the log is TAMPERED ({} finding(s)): no statistics shown; run `auditring verify` for details",
@@ -414,13 +413,21 @@ fn stats_command(
     })
 }
 
-/// The log's files: one path is an active file whose rotated files are
-/// found; several are taken as given.
-fn log_files(files: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+/// The log's files, opened: one path is an active file whose rotated
+/// files are found (safely against a rotation meanwhile); several are
+/// taken as given.
+fn log_files(files: &[PathBuf]) -> Result<Vec<(PathBuf, std::fs::File)>, String> {
     match files {
-        [one] => auditring::verify::log_files(one)
+        [one] => auditring::verify::log_files_opened(one)
             .map_err(|e| format!("cannot list the files of {}: {e}", one.display())),
-        many => Ok(many.to_vec()),
+        many => many
+            .iter()
+            .map(|p| {
+                std::fs::File::open(p)
+                    .map(|f| (p.clone(), f))
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))
+            })
+            .collect(),
     }
 }
 
@@ -452,10 +459,10 @@ fn verify(keys: &[PathBuf], options: &VerifyOptions, files: &[PathBuf]) -> Resul
     }
     let total: u64 = files
         .iter()
-        .map(|f| {
-            std::fs::metadata(f)
+        .map(|(path, file)| {
+            file.metadata()
                 .map(|m| m.len())
-                .map_err(|e| format!("cannot read {}: {e}", f.display()))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
         })
         .sum::<Result<u64, _>>()?;
     let started = Instant::now();
@@ -472,7 +479,7 @@ fn verify(keys: &[PathBuf], options: &VerifyOptions, files: &[PathBuf]) -> Resul
         }
         None => verifier.start(),
     };
-    pass.feed_files(&files, &mut |done| {
+    pass.feed_opened(files, &mut |done| {
         if show_progress && last_draw.elapsed().as_millis() >= 200 {
             last_draw = Instant::now();
             draw_progress(done, total, started);
@@ -521,7 +528,7 @@ fn head(keys: &[PathBuf], files: &[PathBuf]) -> Result<u8, String> {
     let files = log_files(files)?;
     let verifier = Verifier::new(keys);
     let mut pass = verifier.start();
-    pass.feed_files(&files, &mut |_| {})
+    pass.feed_opened(files, &mut |_| {})
         .map_err(|e| e.to_string())?;
     let checkpoint = pass.checkpoint();
     let report = pass.finish();

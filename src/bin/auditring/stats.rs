@@ -92,7 +92,10 @@ impl Sample {
 /// Reads the log once: verification (when keys are given) and statistics.
 /// With keys, an event counts only once the seal of its batch verified:
 /// unsealed, forged or altered lines never reach the statistics.
-pub fn compute(files: &[PathBuf], keys: Vec<PublicKey>) -> Result<LogStats, String> {
+pub fn compute(
+    files: Vec<(PathBuf, std::fs::File)>,
+    keys: Vec<PublicKey>,
+) -> Result<LogStats, String> {
     use std::cell::RefCell;
 
     let verified = !keys.is_empty();
@@ -115,7 +118,7 @@ pub fn compute(files: &[PathBuf], keys: Vec<PublicKey>) -> Result<LogStats, Stri
                 }
             }
         });
-        run.feed_files(files, &mut |_| {})
+        run.feed_opened(files, &mut |_| {})
             .map_err(|e| e.to_string())?;
         run.finish()
     };

@@ -142,11 +142,11 @@ pub fn run(path: &Path, lines: usize, follow: bool, keys: Vec<PublicKey>) -> Res
                     .into(),
             );
         }
-        let files = auditring::verify::log_files(path)
+        let files = auditring::verify::log_files_opened(path)
             .map_err(|e| format!("cannot list the files of {}: {e}", path.display()))?;
         let verifier = Verifier::new(keys);
         let mut pass = verifier.start();
-        pass.feed_files(&files, &mut |_| {})
+        pass.feed_opened(files, &mut |_| {})
             .map_err(|e| e.to_string())?;
         sealed_end = Some(pass.sealed_offset());
         let report = pass.finish();
