@@ -415,25 +415,25 @@ impl<'v> Verification<'v> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), VerifyError> {
         let mut from = 0;
-        if let Some(resume) = self.resume.take() {
-            if let Some(key) = resume.first_line {
-                let mut found = None;
-                for (i, (path, file)) in files.iter_mut().enumerate() {
-                    if first_line_leaf(path, file)? == Some(key) {
-                        found = Some(i);
-                        break;
-                    }
+        if let Some(resume) = self.resume.take()
+            && let Some(key) = resume.first_line
+        {
+            let mut found = None;
+            for (i, (path, file)) in files.iter_mut().enumerate() {
+                if first_line_leaf(path, file)? == Some(key) {
+                    found = Some(i);
+                    break;
                 }
-                let index = found.ok_or_else(|| {
+            }
+            let index = found.ok_or_else(|| {
                     VerifyError::Resume(format!(
                         "the saved state continues a file (first line hash {}) that is not among the files given: pass the same log's files (its active path finds them all), or verify from the start",
                         crate::json::hex(&key)
                     ))
                 })?;
-                from = index + 1;
-                let (path, file) = &mut files[index];
-                self.continue_file(path, file, resume, progress)?;
-            }
+            from = index + 1;
+            let (path, file) = &mut files[index];
+            self.continue_file(path, file, resume, progress)?;
         }
         for (path, file) in files.into_iter().skip(from) {
             let io_err = |source| VerifyError::Io {
