@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Settings (environment): `SOAK_PRODUCERS` (4), `SOAK_ROTATE_BYTES`
-//! (256 MiB), `SOAK_VERIFY_EVERY_S` (30), `SOAK_DIR` (a new temporary directory), `SOAK_KEEP_FILES`
+//! (256 MiB), `SOAK_VERIFY_EVERY_S` (5), `SOAK_MAX_FILES` (16: producers
+//! pause while more files wait to be verified), `SOAK_DIR` (a new temporary directory), `SOAK_KEEP_FILES`
 //! (unset: a rotated file is deleted once fully verified, so the disk
 //! holds a few files whatever the event count; the verifier's saved state
 //! carries the verdict across).
@@ -18,6 +19,8 @@
 //! accepted == sealed == verified and no finding but restarts.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use auditring::sink::{FileSink, FsyncPolicy};
@@ -54,7 +57,6 @@ fn verify_round(
     keep: bool,
 ) -> Result<VerifierState, Box<dyn std::error::Error>> {
     let files = auditring::verify::log_files_opened(log)?;
-    let paths: Vec<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
     let mut pass = match state {
         Some(state) => verifier.resume(state),
         None => verifier.start(),
@@ -62,15 +64,12 @@ fn verify_round(
     pass.feed_opened(files, &mut |_| {})?;
     let state = pass.state();
     if !keep {
-        let mut current = None;
-        for (i, f) in paths.iter().enumerate() {
-            if state.is_current_file(f)? {
-                current = Some(i);
-                break;
-            }
-        }
-        for done in &paths[..current.unwrap_or(0)] {
-            std::fs::remove_file(done)?;
+        // Listed again: the file the state stands in may have been renamed
+        // by a rotation meanwhile; rotated files keep their names.
+        let mut files = auditring::verify::log_files_opened(log)?;
+        let done = state.verified_before(&mut files)?.unwrap_or(0);
+        for (path, _) in &files[..done] {
+            std::fs::remove_file(path)?;
         }
     }
     Ok(state)
@@ -111,12 +110,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .full_policy(FullPolicy::Block)
         .build()?;
     let started = Instant::now();
+    // Producers pause while the unverified files pile up, so the disk holds
+    // a bounded backlog however long the soak runs.
+    let pause = Arc::new(AtomicBool::new(false));
+    let max_backlog = env_u64("SOAK_MAX_FILES", 16) as usize;
     let mut workers = Vec::new();
     for p in 0..producers {
+        let pause = Arc::clone(&pause);
         let share = events / producers + u64::from(p < events % producers);
         let mut recorder = runtime.recorder()?;
         workers.push(std::thread::spawn(move || {
             for i in 0..share {
+                if i % 1024 == 0 {
+                    while pause.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
                 recorder
                     .record(|e| {
                         e.set_session_id("soak-session")
@@ -139,10 +148,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Verify as the files rotate; sample memory meanwhile.
     let (mut rss_min, mut rss_max) = (f64::MAX, 0.0f64);
     let mut state = None;
-    let every = Duration::from_secs(env_u64("SOAK_VERIFY_EVERY_S", 30));
+    let every = Duration::from_secs(env_u64("SOAK_VERIFY_EVERY_S", 5));
     let mut next_round = Instant::now() + every;
     while workers.iter().any(|w| !w.is_finished()) {
         std::thread::sleep(Duration::from_millis(500));
+        if !keep {
+            let backlog = std::fs::read_dir(&dir)?.count();
+            pause.store(backlog > max_backlog, Ordering::Relaxed);
+        }
         let rss = rss_mib();
         rss_min = rss_min.min(rss);
         rss_max = rss_max.max(rss);

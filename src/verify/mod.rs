@@ -309,24 +309,29 @@ impl VerifierState {
         self.check.report.clone()
     }
 
-    /// Whether `path` is the file this state stands in: the one a resumed
-    /// pass continues (recognised by its first line, whatever its name
-    /// after rotation). The files before it in chain order are verified
-    /// and no longer needed to resume, which is what a retention policy
-    /// may delete.
+    /// How many of `files` (a log's files in chain order, as
+    /// [`log_files_opened`] gives them) come before the file this state
+    /// stands in, the one a resumed pass continues (recognised by its first
+    /// line, whatever its name after rotation). Those are verified and no
+    /// longer needed to resume: what a retention policy may delete. `None`
+    /// if the state's file is not among them.
     ///
     /// # Errors
     ///
-    /// [`VerifyError::Io`] if the file cannot be read.
-    pub fn is_current_file(&self, path: &Path) -> Result<bool, VerifyError> {
+    /// [`VerifyError::Io`] if a file cannot be read.
+    pub fn verified_before(
+        &self,
+        files: &mut [(PathBuf, File)],
+    ) -> Result<Option<usize>, VerifyError> {
         let Some(key) = self.cursor.first_line else {
-            return Ok(false);
+            return Ok(None);
         };
-        let mut file = File::open(path).map_err(|source| VerifyError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Ok(first_line_leaf(path, &mut file)? == Some(key))
+        for (i, (path, file)) in files.iter_mut().enumerate() {
+            if first_line_leaf(path, file)? == Some(key) {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
     }
 }
 
