@@ -83,6 +83,11 @@ fn files_that_are_not_our_logs_are_refused_unchanged() {
         refused(&key, &path, &path, "not an auditring log");
     }
 
+    // A log of the earlier format: named as such.
+    let old = dir.join("v1.jsonl");
+    std::fs::write(&old, "{\"v\":1,\"kind\":\"seal\",\"stream\":\"x\"}\n").unwrap();
+    refused(&key, &old, &old, "format version 1");
+
     // A log signed by another key, with a torn tail that must stay.
     let other = dir.join("other.jsonl");
     write_log(&SigningKey::generate(), &other, 20);

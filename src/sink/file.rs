@@ -321,6 +321,13 @@ impl FileSink {
                 in_rotated: None,
                 complete,
             })),
+            None if starts_with(&mut self.file, br#"{"v":1,"kind":""#)? => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is a log of format version 1, written by an earlier auditring: this version writes format 2 and does not continue it; the file was not changed: move it aside (verify it with the earlier version) and start a new log",
+                    self.path.display()
+                ),
+            )),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
@@ -664,6 +671,15 @@ fn link_count(meta: &std::fs::Metadata) -> u64 {
         let _ = meta;
         1
     }
+}
+
+/// Whether the file starts with `prefix`.
+fn starts_with(file: &mut File, prefix: &[u8]) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut head = vec![0u8; prefix.len()];
+    file.seek(SeekFrom::Start(0))?;
+    let n = file.read(&mut head)?;
+    Ok(n == prefix.len() && head == prefix)
 }
 
 fn next_rotation_number(path: &Path) -> io::Result<u64> {
