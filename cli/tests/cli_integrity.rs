@@ -296,3 +296,47 @@ fn deleting_the_newest_files_is_incomplete_alone_and_truncated_against_the_ancho
     assert!(text(&out).0.contains("truncated"), "{:?}", text(&out));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_second_writer_process_is_refused_and_the_log_stays_intact() {
+    use auditring::sink::FileSink;
+    use auditring::{AuditPayload, Runtime, SigningKey};
+    let dir = tempdir("second-process");
+    let (private, public) = keys(&dir);
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::from_file(&private).unwrap();
+    let first = Runtime::<AuditPayload>::builder()
+        .signing_key(key)
+        .sink(FileSink::open(&log).unwrap())
+        .build()
+        .unwrap();
+    let mut rec = first.recorder().unwrap();
+    for _ in 0..50 {
+        rec.record(|e| {
+            e.set_action("first");
+        })
+        .unwrap();
+    }
+    let out = run(&[
+        "demo",
+        "--events",
+        "10",
+        "--key",
+        s(&private),
+        "--out",
+        s(&log),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("in use by another writer"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())),
+        "{stderr}"
+    );
+    drop(rec);
+    first.shutdown().unwrap();
+    let out = run(&["verify", "--key", s(&public), s(&log)]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert!(text(&out).0.contains("50 events"), "{:?}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
