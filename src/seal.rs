@@ -300,7 +300,7 @@ impl Seal {
     }
 
     /// Parses a seal line (without its newline). The line must be exactly
-    /// what [`write_line`](Seal::write_line) writes for its fields: any
+    /// what [`to_line`](Seal::to_line) writes for its fields: any
     /// other spelling (spaces, key order, upper-case hex, extra fields) is
     /// refused, so no byte of a seal line can change unnoticed.
     ///
