@@ -128,7 +128,8 @@ pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacit
 pub use recorder::{FullPolicy, RecordError, Recorder};
 pub use redact::Redaction;
 pub use runtime::{
-    BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport,
+    BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
+    StatsSnapshot,
 };
 pub use seal::{
     FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError, SealReason,
