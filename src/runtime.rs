@@ -446,7 +446,7 @@ impl<T: Payload> RuntimeBuilder<T> {
             abandon,
             stats,
             signer: Some(handle),
-            outcome,
+            outcome: std::sync::Mutex::new(outcome),
             counters,
             last_error,
             flush,
@@ -676,7 +676,9 @@ pub struct Runtime<T: Payload = AuditPayload> {
     abandon: Arc<AtomicBool>,
     stats: Arc<parking_lot::Mutex<Histograms>>,
     signer: Option<JoinHandle<()>>,
-    outcome: mpsc::Receiver<SignerOutcome>,
+    /// Behind a lock only so that the runtime is `Sync`: it is read once,
+    /// by `shutdown` (which owns the runtime).
+    outcome: std::sync::Mutex<mpsc::Receiver<SignerOutcome>>,
     counters: Arc<SignerCounters>,
     last_error: Arc<parking_lot::Mutex<Option<SinkFailure>>>,
     flush: FlushHandle,
@@ -859,7 +861,12 @@ impl<T: Payload> Runtime<T> {
         // is visible to the signer once it sees the flag.
         self.stop.store(true, Ordering::Release);
         handle.thread().unpark();
-        match self.outcome.recv_timeout(self.shutdown_timeout) {
+        let outcome = self
+            .outcome
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .recv_timeout(self.shutdown_timeout);
+        match outcome {
             Ok(outcome) => {
                 let _ = handle.join();
                 let capture = self.capture.stats();
@@ -918,3 +925,11 @@ impl<T: Payload> fmt::Debug for Runtime<T> {
             .finish()
     }
 }
+
+/// The runtime can be shared between threads (`&Runtime` or an `Arc`), so
+/// that every worker takes its own recorder.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Runtime<AuditPayload>>();
+    shareable::<crate::FlushHandle>();
+};

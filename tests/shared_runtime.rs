@@ -1,0 +1,56 @@
+//! One runtime shared by many threads: each worker takes its own recorder
+//! from a shared reference (or an `Arc`), and every event is sealed once.
+
+use std::sync::Arc;
+
+use auditring::sink::MemorySink;
+use auditring::verify::{Status, Verifier};
+use auditring::{AuditPayload, FullPolicy, Runtime, SigningKey};
+
+#[test]
+fn workers_take_recorders_from_a_shared_runtime() {
+    let key = SigningKey::generate();
+    let log = MemorySink::new();
+    let runtime = Runtime::<AuditPayload>::builder()
+        .signing_key(key.clone())
+        .sink(log.clone())
+        .full_policy(FullPolicy::Block)
+        .build()
+        .unwrap();
+    let per_thread = if cfg!(miri) { 10 } else { 5_000 };
+    std::thread::scope(|scope| {
+        for worker in 0..4u64 {
+            let runtime = &runtime;
+            scope.spawn(move || {
+                let mut recorder = runtime.recorder().expect("a lane per worker");
+                for i in 0..per_thread {
+                    recorder
+                        .record(|e| {
+                            e.set_action("shared").response_size = worker * 1_000_000 + i;
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    // And through an Arc, from a thread that outlives no borrow.
+    let runtime = Arc::new(runtime);
+    let shared = Arc::clone(&runtime);
+    std::thread::spawn(move || {
+        let mut recorder = shared.recorder().unwrap();
+        recorder
+            .record(|e| {
+                e.set_action("arc");
+            })
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let runtime = Arc::into_inner(runtime).expect("the last reference");
+    let report = runtime.shutdown().unwrap();
+    assert_eq!(report.accepted, 4 * per_thread + 1);
+    assert_eq!(report.sealed, report.accepted);
+    let verified = Verifier::new([key.public_key()]).verify_bytes(&log.bytes());
+    assert_eq!(verified.status(), Status::Intact);
+    assert_eq!(verified.events, 4 * per_thread + 1);
+}
