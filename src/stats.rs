@@ -8,7 +8,6 @@
 //! the top of the range and counted as saturated: never a panic, never a
 //! silent loss.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
@@ -178,11 +177,117 @@ struct PayloadHists {
     dispatch: Hist,
 }
 
+/// Most `(other)` pairs kept past [`MAX_PAYLOAD_KEYS`] (one per decision);
+/// beyond them every pair is counted as `(other)`, `(other)`.
+const MAX_OTHER_KEYS: usize = 16;
+
+/// Slots of the pair table: a power of two, more than twice the most
+/// pairs it holds.
+const PAIR_SLOTS: usize = 1024;
+
+/// The (action, decision) pairs and their histograms. Finding a pair
+/// allocates nothing and, when it repeats the previous event's pair (the
+/// common case), hashes nothing either; a new pair allocates once. Its
+/// size is bounded whatever the payloads say.
+#[derive(Default)]
+struct PairTable {
+    /// Open addressing: 1 + the index into `entries`; 0 is an empty slot.
+    slots: Vec<u16>,
+    entries: Vec<PairEntry>,
+    /// The pair used last.
+    last: usize,
+}
+
+struct PairEntry {
+    action: String,
+    decision: String,
+    hists: PayloadHists,
+}
+
+impl PairTable {
+    /// FNV-1a over the action, a separator and the decision: cheap, and
+    /// the table's bound keeps probing bounded whatever the keys.
+    fn hash(action: &str, decision: &str) -> usize {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in action
+            .as_bytes()
+            .iter()
+            .chain(&[0xff])
+            .chain(decision.as_bytes())
+        {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h as usize & (PAIR_SLOTS - 1)
+    }
+
+    fn find(&mut self, action: &str, decision: &str) -> Option<usize> {
+        let same = |e: &PairEntry| e.action == action && e.decision == decision;
+        if self.entries.get(self.last).is_some_and(same) {
+            return Some(self.last);
+        }
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut at = Self::hash(action, decision);
+        loop {
+            let slot = usize::from(self.slots[at]);
+            if slot == 0 {
+                return None;
+            }
+            if same(&self.entries[slot - 1]) {
+                self.last = slot - 1;
+                return Some(slot - 1);
+            }
+            at = (at + 1) & (PAIR_SLOTS - 1);
+        }
+    }
+
+    fn insert(&mut self, action: &str, decision: &str) -> usize {
+        if self.slots.is_empty() {
+            self.slots = vec![0; PAIR_SLOTS];
+        }
+        let index = self.entries.len();
+        self.entries.push(PairEntry {
+            action: action.to_owned(),
+            decision: decision.to_owned(),
+            hists: PayloadHists::default(),
+        });
+        let mut at = Self::hash(action, decision);
+        while self.slots[at] != 0 {
+            at = (at + 1) & (PAIR_SLOTS - 1);
+        }
+        self.slots[at] = u16::try_from(index + 1).expect("the table holds at most 272 pairs");
+        self.last = index;
+        index
+    }
+
+    /// The histograms of a pair, added if there is room; past
+    /// [`MAX_PAYLOAD_KEYS`] pairs, new actions count as `(other)`.
+    fn entry(&mut self, action: &str, decision: &str) -> &mut PayloadHists {
+        let index = match self.find(action, decision) {
+            Some(i) => i,
+            None if self.entries.len() < MAX_PAYLOAD_KEYS => self.insert(action, decision),
+            None => match self.find("(other)", decision) {
+                Some(i) => i,
+                None if self.entries.len() < MAX_PAYLOAD_KEYS + MAX_OTHER_KEYS => {
+                    self.insert("(other)", decision)
+                }
+                None => match self.find("(other)", "(other)") {
+                    Some(i) => i,
+                    None => self.insert("(other)", "(other)"),
+                },
+            },
+        };
+        &mut self.entries[index].hists
+    }
+}
+
 /// All histograms of a runtime.
 #[derive(Default)]
 pub(crate) struct Histograms {
     stages: [Hist; 5],
-    payload: HashMap<(String, String), PayloadHists>,
+    payload: PairTable,
 }
 
 impl Histograms {
@@ -192,18 +297,7 @@ impl Histograms {
     }
 
     pub(crate) fn record_payload(&mut self, sample: LatencySample<'_>) {
-        let key_known = self
-            .payload
-            .contains_key(&(sample.action.to_owned(), sample.decision.to_owned()));
-        let action = if key_known || self.payload.len() < MAX_PAYLOAD_KEYS {
-            sample.action
-        } else {
-            "(other)"
-        };
-        let entry = self
-            .payload
-            .entry((action.to_owned(), sample.decision.to_owned()))
-            .or_default();
+        let entry = self.payload.entry(sample.action, sample.decision);
         entry.enforcement.record(sample.enforcement_us);
         if let Some(d) = sample.dispatch_us {
             entry.dispatch.record(d);
@@ -217,12 +311,13 @@ impl Histograms {
     pub(crate) fn payload_latencies(&self) -> Vec<PayloadLatency> {
         let mut rows: Vec<PayloadLatency> = self
             .payload
+            .entries
             .iter()
-            .map(|((action, decision), h)| PayloadLatency {
-                action: action.clone(),
-                decision: decision.clone(),
-                enforcement_us: h.enforcement.percentiles(),
-                dispatch_us: h.dispatch.percentiles(),
+            .map(|e| PayloadLatency {
+                action: e.action.clone(),
+                decision: e.decision.clone(),
+                enforcement_us: e.hists.enforcement.percentiles(),
+                dispatch_us: e.hists.dispatch.percentiles(),
             })
             .collect();
         rows.sort_by(|a, b| (&a.action, &a.decision).cmp(&(&b.action, &b.decision)));
@@ -237,12 +332,14 @@ impl Histograms {
         dispatch: bool,
     ) -> Option<&Hist> {
         self.payload
-            .get(&(action.to_owned(), decision.to_owned()))
-            .map(|h| {
+            .entries
+            .iter()
+            .find(|e| e.action == action && e.decision == decision)
+            .map(|e| {
                 if dispatch {
-                    &h.dispatch
+                    &e.hists.dispatch
                 } else {
-                    &h.enforcement
+                    &e.hists.enforcement
                 }
             })
     }
@@ -353,5 +450,57 @@ mod tests {
         let other = rows.iter().find(|r| r.action == "(other)").unwrap();
         assert_eq!(other.enforcement_us.count, 50);
         assert_eq!(other.dispatch_us.count, 0);
+        // Known pairs still count as themselves, in any order.
+        for i in [7, 0, 255, 7] {
+            let action = format!("action-{i}");
+            all.record_payload(LatencySample {
+                action: &action,
+                decision: "allow",
+                enforcement_us: 3,
+                dispatch_us: Some(9),
+            });
+        }
+        let rows = all.payload_latencies();
+        let seven = rows.iter().find(|r| r.action == "action-7").unwrap();
+        assert_eq!(
+            (seven.enforcement_us.count, seven.dispatch_us.count),
+            (3, 2)
+        );
+        // Crafted decisions cannot grow the table past its bound.
+        for i in 0..1_000 {
+            let decision = format!("decision-{i}");
+            all.record_payload(LatencySample {
+                action: "new",
+                decision: &decision,
+                enforcement_us: 1,
+                dispatch_us: None,
+            });
+        }
+        let rows = all.payload_latencies();
+        assert_eq!(rows.len(), MAX_PAYLOAD_KEYS + MAX_OTHER_KEYS + 1);
+        let overflow = rows
+            .iter()
+            .find(|r| r.action == "(other)" && r.decision == "(other)")
+            .unwrap();
+        assert_eq!(
+            overflow.enforcement_us.count,
+            1_000 - (MAX_OTHER_KEYS as u64 - 1)
+        );
+    }
+
+    #[test]
+    fn the_pair_table_finds_every_pair_it_holds() {
+        let mut table = PairTable::default();
+        let pairs: Vec<(String, String)> = (0..MAX_PAYLOAD_KEYS)
+            .map(|i| (format!("a{}", i % 37), format!("d{}", i / 37)))
+            .collect();
+        for (a, d) in &pairs {
+            table.entry(a, d).enforcement.record(1);
+        }
+        assert_eq!(table.entries.len(), pairs.len());
+        for (i, (a, d)) in pairs.iter().enumerate().rev() {
+            assert_eq!(table.find(a, d), Some(i));
+        }
+        assert_eq!(table.find("a0", "nope"), None);
     }
 }
