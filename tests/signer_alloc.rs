@@ -79,7 +79,7 @@ fn record(recorder: &mut auditring::Recorder<AuditPayload>, i: u64) {
     recorder
         .record(|e| {
             e.set_action(["http.get", "http.post", "db.query", "tool.call"][(i % 4) as usize]);
-            e.decision = if i % 7 == 0 {
+            e.decision = if i.is_multiple_of(7) {
                 Decision::Deny
             } else {
                 Decision::Allow
