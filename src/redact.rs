@@ -4,7 +4,7 @@
 
 use core::fmt;
 
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// What replaces a sensitive field's value.
 ///
@@ -40,29 +40,21 @@ impl fmt::Display for Redaction {
     }
 }
 
-/// HMAC-SHA256 (RFC 2104).
+/// HMAC-SHA256 (RFC 2104), from the `hmac` crate.
 pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// The redaction rules of a runtime.
 #[derive(Clone, Default)]
 pub(crate) struct Redactor {
     rules: Vec<(String, Redaction)>,
-    key: Vec<u8>,
+    /// Wiped from memory when the redactor is dropped.
+    key: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl fmt::Debug for Redactor {
@@ -75,7 +67,7 @@ impl fmt::Debug for Redactor {
 }
 
 impl Redactor {
-    pub(crate) fn new(rules: Vec<(String, Redaction)>, key: Vec<u8>) -> Self {
+    pub(crate) fn new(rules: Vec<(String, Redaction)>, key: zeroize::Zeroizing<Vec<u8>>) -> Self {
         Self { rules, key }
     }
 
@@ -224,7 +216,7 @@ mod tests {
     fn redact(rules: &[(&str, Redaction)], json: &str) -> String {
         let r = Redactor::new(
             rules.iter().map(|(f, r)| ((*f).to_owned(), *r)).collect(),
-            b"key".to_vec(),
+            zeroize::Zeroizing::new(b"key".to_vec()),
         );
         let mut out = Vec::new();
         r.apply(json.as_bytes(), &mut out);
@@ -237,6 +229,18 @@ mod tests {
         assert_eq!(
             crate::json::hex(&tag),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_case_6_a_key_longer_than_a_block() {
+        let tag = hmac_sha256(
+            &[0xaa; 131],
+            b"Test Using Larger Than Block-Size Key - Hash Key First",
+        );
+        assert_eq!(
+            crate::json::hex(&tag),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }
 

@@ -146,7 +146,8 @@ pub struct RuntimeBuilder<T: Payload = AuditPayload> {
     report_interval: Option<Duration>,
     signer_core: Option<usize>,
     redactions: Vec<(String, Redaction)>,
-    redaction_key: Vec<u8>,
+    /// Wiped from memory when the builder is dropped.
+    redaction_key: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl<T: Payload> Default for RuntimeBuilder<T> {
@@ -163,7 +164,7 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
             report_interval: Some(Duration::from_secs(60)),
             signer_core: None,
             redactions: Vec::new(),
-            redaction_key: Vec::new(),
+            redaction_key: zeroize::Zeroizing::new(Vec::new()),
         }
     }
 }
@@ -312,7 +313,7 @@ impl<T: Payload> RuntimeBuilder<T> {
     /// The secret key of [`Redaction::Hmac`] (at least 16 bytes; keep it
     /// apart from the log).
     pub fn redaction_key(mut self, key: impl Into<Vec<u8>>) -> Self {
-        self.redaction_key = key.into();
+        self.redaction_key = zeroize::Zeroizing::new(key.into());
         self
     }
 
