@@ -387,12 +387,12 @@ impl SigningKey {
     }
 
     /// The PKCS#8 PEM encoding of this private key. Handle with care: it is
-    /// the secret.
-    pub fn to_pkcs8_pem(&self) -> String {
+    /// the secret, and it is wiped from memory when the returned value is
+    /// dropped.
+    pub fn to_pkcs8_pem(&self) -> zeroize::Zeroizing<String> {
         self.inner
             .to_pkcs8_pem(LineEnding::LF)
             .expect("a P-256 key always encodes as PKCS#8")
-            .to_string()
     }
 
     /// The matching public key.

@@ -19,7 +19,7 @@ fn an_audit_section_builds_a_working_runtime() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let key = SigningKey::generate();
-    std::fs::write(dir.join("key.pem"), key.to_pkcs8_pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.to_pkcs8_pem().as_bytes()).unwrap();
     std::fs::write(
         dir.join("redaction.key"),
         b"a secret of more than sixteen bytes",

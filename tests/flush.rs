@@ -261,7 +261,7 @@ fn parent_log(name: &str) -> (PathBuf, SigningKey) {
     let dir = tempdir(name);
     let log = dir.join("audit.jsonl");
     let key = SigningKey::generate();
-    std::fs::write(log.with_extension("pem"), key.to_pkcs8_pem()).unwrap();
+    std::fs::write(log.with_extension("pem"), key.to_pkcs8_pem().as_bytes()).unwrap();
     (log, key)
 }
 

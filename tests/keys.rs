@@ -157,7 +157,7 @@ fn p256_keys_still_load_in_every_form() {
     let key = SigningKey::generate();
     let dir = tempdir("p256");
     let pkcs8 = dir.join("k.pem");
-    std::fs::write(&pkcs8, key.to_pkcs8_pem()).unwrap();
+    std::fs::write(&pkcs8, key.to_pkcs8_pem().as_bytes()).unwrap();
     assert_eq!(
         SigningKey::from_file(&pkcs8).unwrap().key_id(),
         key.key_id()

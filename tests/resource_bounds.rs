@@ -156,7 +156,7 @@ fn the_configuration_file_has_the_option() {
     let dir = std::env::temp_dir().join(format!("auditring-bounds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("key.pem");
-    std::fs::write(&key, SigningKey::generate().to_pkcs8_pem()).unwrap();
+    std::fs::write(&key, SigningKey::generate().to_pkcs8_pem().as_bytes()).unwrap();
     let text = |bytes: usize| {
         format!(
             "key_file = \"{}\"\nmax_ring_bytes = {bytes}\ntracing = true\nlane_capacity = 1024\nmax_producers = 1",

@@ -115,7 +115,7 @@ fn killed_writers_leave_a_verifiable_log() {
     std::fs::create_dir_all(&dir).unwrap();
     let key_path = dir.join("key.pem");
     let key = SigningKey::generate();
-    std::fs::write(&key_path, key.to_pkcs8_pem()).unwrap();
+    std::fs::write(&key_path, key.to_pkcs8_pem().as_bytes()).unwrap();
     let public = PublicKey::from_pem(&key.public_key().to_pem()).unwrap();
     let log = dir.join("audit.jsonl");
 

@@ -38,7 +38,7 @@ pub fn keys(dir: &Path) -> (PathBuf, PathBuf) {
     let key = SigningKey::generate();
     let private = dir.join("signing.pem");
     let public = dir.join("public.pem");
-    std::fs::write(&private, key.to_pkcs8_pem()).unwrap();
+    std::fs::write(&private, key.to_pkcs8_pem().as_bytes()).unwrap();
     std::fs::write(&public, key.public_key().to_pem()).unwrap();
     (private, public)
 }
