@@ -236,8 +236,8 @@ impl<T> Shared<T> {
                 value: UnsafeCell::new(init()),
             }));
             all.push(Lane {
-                producer: CachePadded(ProducerLine::default()),
-                head: CachePadded(AtomicU64::new(0)),
+                producer: CachePadded::new(ProducerLine::default()),
+                head: CachePadded::new(AtomicU64::new(0)),
                 claimed: AtomicBool::new(false),
                 slots: slots.into_boxed_slice(),
             });
@@ -245,7 +245,7 @@ impl<T> Shared<T> {
         let shared = Arc::new(Self {
             lanes: all.into_boxed_slice(),
             mask: capacity as u64 - 1,
-            closed: CachePadded(AtomicBool::new(false)),
+            closed: CachePadded::new(AtomicBool::new(false)),
             fences: Fences::detect(),
         });
         let consumer = RingConsumer::new(Arc::clone(&shared));

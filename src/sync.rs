@@ -94,18 +94,8 @@ impl<T> UnsafeCell<T> {
     }
 }
 
-/// Pads and aligns a value to two cache lines (the adjacent-line prefetcher
-/// on x86 pulls lines in pairs), so that a value written by one thread never
-/// shares a line with a value written by another.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(crate) struct CachePadded<T>(pub(crate) T);
-
-impl<T> core::ops::Deref for CachePadded<T> {
-    type Target = T;
-
-    #[inline(always)]
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+/// Pads and aligns a value to the cache-line pairs of the target (128
+/// bytes on x86_64, where the adjacent-line prefetcher pulls lines in
+/// pairs), so that a value written by one thread never shares a line with
+/// a value written by another: crossbeam-utils tunes it per architecture.
+pub(crate) use crossbeam_utils::CachePadded;
