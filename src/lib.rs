@@ -100,6 +100,7 @@ mod flush;
 mod hasher;
 mod json;
 mod keys;
+pub mod line;
 mod logfile;
 pub mod merkle;
 mod payload;

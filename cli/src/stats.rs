@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use auditring::PublicKey;
+use auditring::line::Line;
 use auditring::stats::percentile_distribution;
 use auditring::verify::{Status, Verifier};
 use hdrhistogram::Histogram;
@@ -13,12 +14,6 @@ use serde::Deserialize;
 use crate::terminal_safe::escape;
 
 /// The payload fields the statistics read.
-#[derive(Deserialize)]
-struct Line<'a> {
-    #[serde(borrow)]
-    payload: Payload<'a>,
-}
-
 #[derive(Deserialize)]
 struct Payload<'a> {
     #[serde(borrow, default)]
@@ -65,7 +60,10 @@ struct Sample {
 
 impl Sample {
     fn of(head: &[u8]) -> Option<Self> {
-        let p = serde_json::from_slice::<Line<'_>>(head).ok()?.payload;
+        let Ok(Line::Event(event)) = auditring::line::read(head) else {
+            return None;
+        };
+        let p: Payload<'_> = serde_json::from_str(event.payload).ok()?;
         Some(Self {
             key: (
                 p.action.map(|a| a.into_owned()).unwrap_or_default(),

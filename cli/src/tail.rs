@@ -7,32 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use auditring::PublicKey;
+use auditring::line::Line;
 use auditring::verify::{Status, Verifier};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::terminal_safe::escape;
-
-#[derive(Deserialize)]
-struct Record<'a> {
-    kind: &'a str,
-    #[serde(default)]
-    seq: Option<u64>,
-    #[serde(default)]
-    ts: Option<&'a str>,
-    #[serde(borrow, default)]
-    payload: Option<&'a RawValue>,
-    #[serde(default)]
-    seal: Option<u64>,
-    #[serde(default)]
-    reason: Option<&'a str>,
-    #[serde(default)]
-    seq_start: Option<u64>,
-    #[serde(default)]
-    count: Option<u64>,
-    #[serde(default)]
-    dropped: Option<u64>,
-}
 
 #[derive(Deserialize, Default)]
 struct Payload<'a> {
@@ -67,19 +46,12 @@ impl Style {
 /// One record as a readable line. Every piece of text from the log goes
 /// through [`escape`]: a log's fields must not drive the terminal.
 fn render(line: &[u8], style: &Style) -> String {
-    let Ok(r) = serde_json::from_slice::<Record<'_>>(line) else {
-        return style.paint(
-            "33",
-            &format!("(not a record) {}", escape(&String::from_utf8_lossy(line))),
-        );
-    };
-    let ts = escape(r.ts.unwrap_or("?"));
-    match r.kind {
-        "event" => {
-            let raw = r.payload.map(RawValue::get).unwrap_or("{}");
-            let p: Payload<'_> = serde_json::from_str(raw).unwrap_or_default();
+    match auditring::line::read(line) {
+        Ok(Line::Event(e)) => {
+            let ts = escape(e.ts);
+            let p: Payload<'_> = serde_json::from_str(e.payload).unwrap_or_default();
             if p.action.is_none() && p.decision.is_none() {
-                return format!("{ts} #{:<8} {}", r.seq.unwrap_or(0), escape(raw));
+                return format!("{ts} #{:<8} {}", e.seq, escape(e.payload));
             }
             let decision = escape(p.decision.as_deref().unwrap_or("?"));
             let painted = match &*decision {
@@ -89,7 +61,7 @@ fn render(line: &[u8], style: &Style) -> String {
             };
             let mut out = format!(
                 "{ts} #{:<8} {painted} {:<14} {:<16} {:>6}µs  {}",
-                r.seq.unwrap_or(0),
+                e.seq,
                 escape(p.action.as_deref().unwrap_or("")),
                 escape(p.agent_id.as_deref().unwrap_or("")),
                 p.enforcement_latency_us.unwrap_or(0),
@@ -100,28 +72,30 @@ fn render(line: &[u8], style: &Style) -> String {
             }
             out
         }
-        "seal" => {
-            let count = r.count.unwrap_or(0);
-            let start = r.seq_start.unwrap_or(0);
+        Ok(Line::Seal(seal, _)) => {
+            let (count, start) = (seal.count, seal.seq_start);
             let range = if count > 0 {
                 format!(" seq {}..{}", start, start + count - 1)
             } else {
                 String::new()
             };
-            let dropped = match r.dropped {
-                Some(d) if d > 0 => style.paint("31", &format!(", {d} dropped")),
-                _ => String::new(),
+            let dropped = if seal.dropped > 0 {
+                style.paint("31", &format!(", {} dropped", seal.dropped))
+            } else {
+                String::new()
             };
             style.paint(
                 "2",
                 &format!(
                     "──── seal #{} {}: {count} events{range}{dropped}",
-                    r.seal.unwrap_or(0),
-                    escape(r.reason.unwrap_or("?"))
+                    seal.index, seal.reason
                 ),
             )
         }
-        other => style.paint("33", &format!("(unknown kind \"{}\")", escape(other))),
+        _ => style.paint(
+            "33",
+            &format!("(not a record) {}", escape(&String::from_utf8_lossy(line))),
+        ),
     }
 }
 
@@ -247,15 +221,38 @@ mod tests {
 
     #[test]
     fn events_and_seals_render() {
+        use auditring::{AuditPayload, Decision, Orphans, Seal, SealReason, SigningKey};
         let style = Style { color: false };
-        let event = br#"{"v":1,"kind":"event","stream":"s","seq":7,"id":"i","ts":"2024-11-26T10:00:00.001000000Z","payload":{"action":"http.get","agent_id":"a7","resource":"https://x","decision":"deny","deny_reason":"nope","enforcement_latency_us":12}}"#;
-        let text = render(event, &style);
+        let mut p = AuditPayload::default();
+        p.set_action("http.get")
+            .set_agent_id("a7")
+            .set_resource("https://x")
+            .set_deny_reason("nope");
+        p.decision = Decision::Deny;
+        p.enforcement_latency_us = 12;
+        let event = auditring::event_line(&[1; 16], 7, &[2; 16], 0, &p);
+        let text = render(&event, &style);
         assert!(text.contains("#7"), "{text}");
         assert!(text.contains("deny"));
         assert!(text.contains("12µs"));
         assert!(text.contains("(nope)"));
-        let seal = br#"{"v":1,"kind":"seal","stream":"s","seal":3,"reason":"size","seq_start":8,"count":4,"dropped":2}"#;
-        let text = render(seal, &style);
+        let key = SigningKey::generate();
+        let seal = Seal {
+            stream: [1; 16],
+            index: 3,
+            reason: SealReason::Size,
+            seq_start: 8,
+            count: 4,
+            root: [0; 32],
+            prev: [0; 32],
+            dropped: 2,
+            dropped_total: 2,
+            sink_errors: 0,
+            orphans: Orphans::NONE,
+            unix_nanos: 0,
+            key_id: key.key_id(),
+        };
+        let text = render(&seal.to_line(&key.sign_seal(&seal)), &style);
         assert!(
             text.contains("seal #3 size: 4 events seq 8..11, 2 dropped"),
             "{text}"

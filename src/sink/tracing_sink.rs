@@ -2,9 +2,6 @@
 
 use std::io;
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use super::{Batch, Sink};
 
 /// Emits one `tracing` event per audit event and per seal, at level INFO
@@ -37,16 +34,6 @@ impl TracingSink {
     }
 }
 
-#[derive(Deserialize)]
-struct EventLine<'a> {
-    stream: &'a str,
-    seq: u64,
-    id: &'a str,
-    ts: &'a str,
-    #[serde(borrow)]
-    payload: &'a RawValue,
-}
-
 impl Sink for TracingSink {
     fn write_batch(&mut self, batch: &Batch<'_>) -> io::Result<()> {
         for line in batch
@@ -54,15 +41,19 @@ impl Sink for TracingSink {
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
         {
-            let e: EventLine<'_> = serde_json::from_slice(line).map_err(io::Error::other)?;
+            let Ok(crate::line::Line::Event(e)) = crate::line::read(line) else {
+                return Err(io::Error::other(
+                    "an event line of the batch cannot be read",
+                ));
+            };
             tracing::info!(
                 target: "auditring::audit",
                 kind = "event",
-                stream = e.stream,
+                stream = %crate::event::uuid_string(&e.stream),
                 seq = e.seq,
                 id = e.id,
                 ts = e.ts,
-                payload = e.payload.get(),
+                payload = e.payload,
             );
         }
         let seal = batch.seal();

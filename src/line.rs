@@ -1,0 +1,142 @@
+//! The one reader of log lines: every part of auditring that reads a line
+//! back (the verifier, `FileSink`'s continuation, the tracing sink, and the
+//! command's `tail` and `stats`) reads it through here, so they cannot
+//! disagree about the format.
+//!
+//! An event line is recognised by its fixed prefix (version, kind, stream
+//! and seq, read without a JSON parser, as the verifier does); its other
+//! fields are borrowed from the line. A seal line must be in canonical form
+//! ([`Seal::parse_line`]).
+
+use core::fmt;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::{self, LineKind};
+use crate::seal::{Seal, SealLineError};
+
+/// One line of a log, read.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::line::{Line, read};
+/// use auditring::{AuditPayload, event_line};
+///
+/// let mut payload = AuditPayload::default();
+/// payload.set_action("http.get");
+/// let bytes = event_line(&[1; 16], 7, &[2; 16], 0, &payload);
+/// let Ok(Line::Event(event)) = read(&bytes) else { panic!("an event line") };
+/// assert_eq!(event.seq, 7);
+/// assert!(event.payload.starts_with(r#"{"session_id":"#));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Line<'a> {
+    /// An event line.
+    Event(EventLine<'a>),
+    /// A seal line, with its signature (`r || s`).
+    Seal(Box<Seal>, [u8; 64]),
+}
+
+/// The fields of an event line, borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventLine<'a> {
+    /// The stream (run) the event belongs to.
+    pub stream: [u8; 16],
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its UUID v7, as written.
+    pub id: &'a str,
+    /// Its capture time (RFC 3339), as written.
+    pub ts: &'a str,
+    /// Its payload: the JSON object exactly as written.
+    pub payload: &'a str,
+}
+
+/// A line that is not a readable event or seal line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LineError {
+    /// Neither an event nor a seal line of this format version.
+    Unknown,
+    /// Starts like an event line, but its fields cannot be read.
+    Event(String),
+    /// Starts like a seal line, but is not one in canonical form.
+    Seal(SealLineError),
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LineError::Unknown => f.write_str("neither an auditring event nor a seal line"),
+            LineError::Event(e) => write!(f, "damaged event line: {e}"),
+            LineError::Seal(e) => write!(f, "damaged seal line: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LineError {}
+
+/// Reads one line (without its newline).
+///
+/// # Errors
+///
+/// [`LineError`] saying what the line is not.
+pub fn read(line: &[u8]) -> Result<Line<'_>, LineError> {
+    match event::classify(line) {
+        LineKind::Seal => Seal::parse_line(line)
+            .map(|(seal, sig)| Line::Seal(Box::new(seal), sig))
+            .map_err(LineError::Seal),
+        LineKind::Event(header) => {
+            #[derive(Deserialize)]
+            struct Fields<'a> {
+                id: &'a str,
+                ts: &'a str,
+                #[serde(borrow)]
+                payload: &'a RawValue,
+            }
+            let fields: Fields<'_> =
+                serde_json::from_slice(line).map_err(|e| LineError::Event(e.to_string()))?;
+            Ok(Line::Event(EventLine {
+                stream: header.stream,
+                seq: header.seq,
+                id: fields.id,
+                ts: fields.ts,
+                payload: fields.payload.get(),
+            }))
+        }
+        LineKind::Unknown => Err(LineError::Unknown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::AuditPayload;
+
+    #[test]
+    fn events_seals_and_others_are_told_apart() {
+        let mut p = AuditPayload::default();
+        p.set_action("x");
+        let line = crate::event_line(&[3; 16], 42, &[4; 16], 0, &p);
+        match read(&line) {
+            Ok(Line::Event(e)) => {
+                assert_eq!((e.stream, e.seq), ([3; 16], 42));
+                assert_eq!(e.ts, "1970-01-01T00:00:00.000000000Z");
+                assert!(e.payload.contains(r#""action":"x""#));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(read(b"hello").unwrap_err(), LineError::Unknown);
+        assert!(matches!(
+            read(br#"{"v":2,"kind":"seal","stream":"x"}"#),
+            Err(LineError::Seal(_))
+        ));
+        let mut broken = line.clone();
+        broken.truncate(line.len() - 5);
+        assert!(matches!(read(&broken), Err(LineError::Event(_))));
+    }
+}
