@@ -4,42 +4,11 @@ use core::fmt;
 use std::mem::size_of;
 
 use crate::clock::{CaptureClock, WallAnchor};
+use crate::intake::Intake;
 use crate::payload::{AuditPayload, Payload};
 use crate::recorder::{FullPolicy, Recorder};
 use crate::ring::{ClaimError, LaneProducer, RingConsumer, Shared};
 use crate::sync::Arc;
-
-/// Whether the capture takes new events. A runtime whose required sink
-/// cannot write refuses events (fails closed) until the sink recovers.
-#[derive(Debug, Default)]
-pub(crate) struct Intake {
-    /// Set while events are refused. Read on every record (a read-mostly
-    /// line, written only when a required sink fails or recovers).
-    refusing: std::sync::atomic::AtomicBool,
-    /// Events refused so far.
-    refused: std::sync::atomic::AtomicU64,
-}
-
-impl Intake {
-    #[inline(always)]
-    pub(crate) fn is_refusing(&self) -> bool {
-        self.refusing.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn set_refusing(&self, refusing: bool) {
-        self.refusing
-            .store(refusing, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_refused(&self) {
-        self.refused
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub(crate) fn refused(&self) -> u64 {
-        self.refused.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
 
 /// Largest accepted lane capacity (slots per producer).
 pub const MAX_LANE_CAPACITY: usize = 1 << 24;

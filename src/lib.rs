@@ -95,9 +95,11 @@ mod capture;
 mod checkpoint;
 mod clock;
 pub mod config;
+mod counters;
 mod event;
 mod flush;
 mod hasher;
+mod intake;
 mod json;
 mod keys;
 pub mod line;
@@ -133,9 +135,9 @@ pub use runtime::{
     StatsSnapshot,
 };
 pub use seal::{
-    FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError, SealReason,
+    ChainHead, FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError,
+    SealReason,
 };
-pub use signer::ChainHead;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

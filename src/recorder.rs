@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::capture::Intake;
 use crate::clock::CaptureClock;
+use crate::intake::Intake;
 use crate::payload::{AuditPayload, Payload};
 use crate::ring::LaneProducer;
 use crate::sync;

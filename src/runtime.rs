@@ -11,13 +11,15 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::capture::{Capture, CaptureBuilder, ConfigError, RecorderError};
+use crate::counters::SignerCounters;
 use crate::event::uuid_string;
 use crate::flush::{FlushError, FlushHandle, FlushReport, FlushShared, StopOnDrop};
 use crate::keys::SigningKey;
 use crate::payload::{AuditPayload, Payload};
 use crate::recorder::{FullPolicy, Recorder};
 use crate::redact::{Redaction, Redactor};
-use crate::signer::{ChainHead, Signer, SignerConfig, SignerCounters, SignerOutcome};
+use crate::seal::ChainHead;
+use crate::signer::{Signer, SignerConfig, SignerOutcome};
 use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
 use crate::stats::{Histograms, PayloadLatency, Percentiles, Stage};
 use crate::writer::{SinkEntry, WriterShared};

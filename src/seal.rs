@@ -71,6 +71,48 @@ impl Default for Orphans {
     }
 }
 
+/// Where a new run continues a log: the last seal's hash and the next
+/// sequence number.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::ChainHead;
+/// let fresh = ChainHead::genesis();
+/// assert_eq!(fresh.next_seq, 0);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Hash of the last seal's preimage ([`GENESIS`] for a new log).
+    pub prev: Hash,
+    /// The `seq` the next event gets.
+    pub next_seq: u64,
+    /// Whether the previous run ended with a close seal. A run that
+    /// continues an unclosed log opens with reason `recovered`.
+    pub previous_closed: bool,
+    /// What the log holds after its last seal, when the previous run did
+    /// not close: the `recovered` seal commits to it.
+    pub orphans: Orphans,
+}
+
+impl ChainHead {
+    /// The head of a new, empty log.
+    pub fn genesis() -> Self {
+        Self {
+            prev: GENESIS,
+            next_seq: 0,
+            previous_closed: true,
+            orphans: Orphans::NONE,
+        }
+    }
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        Self::genesis()
+    }
+}
+
 /// Why a seal was written.
 ///
 /// # Examples

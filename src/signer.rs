@@ -3,12 +3,13 @@
 //! hands the batch to the sinks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
 use crate::capture::{CapturedEvent, Consumer};
+use crate::counters::SignerCounters;
 use crate::event::{self, IdGenerator};
 use crate::flush::FlushShared;
 use crate::hasher::{BatchHasher, Lines};
@@ -16,62 +17,10 @@ use crate::keys::SigningKey;
 use crate::merkle::Hash;
 use crate::payload::Payload;
 use crate::redact::Redactor;
-use crate::seal::{GENESIS, Orphans, Seal, SealReason};
+use crate::seal::{ChainHead, Orphans, Seal, SealReason};
 use crate::sink::RotationSignal;
 use crate::stats::{Histograms, Stage};
 use crate::writer::{Sealed, SinkEntry, Writer, WriterShared};
-
-/// Where a new run continues a log: the last seal's hash and the next
-/// sequence number.
-///
-/// # Examples
-///
-/// ```
-/// use auditring::ChainHead;
-/// let fresh = ChainHead::genesis();
-/// assert_eq!(fresh.next_seq, 0);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChainHead {
-    /// Hash of the last seal's preimage ([`GENESIS`] for a new log).
-    pub prev: Hash,
-    /// The `seq` the next event gets.
-    pub next_seq: u64,
-    /// Whether the previous run ended with a close seal. A run that
-    /// continues an unclosed log opens with reason `recovered`.
-    pub previous_closed: bool,
-    /// What the log holds after its last seal, when the previous run did
-    /// not close: the `recovered` seal commits to it.
-    pub orphans: Orphans,
-}
-
-impl ChainHead {
-    /// The head of a new, empty log.
-    pub fn genesis() -> Self {
-        Self {
-            prev: GENESIS,
-            next_seq: 0,
-            previous_closed: true,
-            orphans: Orphans::NONE,
-        }
-    }
-}
-
-impl Default for ChainHead {
-    fn default() -> Self {
-        Self::genesis()
-    }
-}
-
-/// Counters the signer publishes while it runs.
-#[derive(Debug, Default)]
-pub(crate) struct SignerCounters {
-    pub(crate) sealed_events: AtomicU64,
-    pub(crate) seals: AtomicU64,
-    pub(crate) sink_errors: AtomicU64,
-    /// The checkpoint of the last seal written to the sinks.
-    pub(crate) written_head: parking_lot::Mutex<Option<crate::Checkpoint>>,
-}
 
 /// What the signer did over its whole run.
 #[derive(Clone, Debug)]

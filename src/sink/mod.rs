@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::keys::{KeyId, PublicKey};
+use crate::seal::ChainHead;
 use crate::seal::{Orphans, Seal, SealReason};
-use crate::signer::ChainHead;
 
 mod fanout;
 mod file;
