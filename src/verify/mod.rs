@@ -29,6 +29,7 @@ use crate::merkle::Hash;
 
 mod check;
 mod report;
+mod seals;
 
 use check::{CheckState, Checker};
 pub use report::{ALL_KINDS, Finding, FindingKind, Report, Severity, Status};
