@@ -48,7 +48,10 @@ pub enum KeyError {
     /// The PEM block is encrypted.
     Encrypted,
     /// The key's encoding is damaged.
-    Malformed(String),
+    Malformed {
+        /// What the decoder said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl fmt::Display for KeyError {
@@ -86,7 +89,7 @@ impl fmt::Display for KeyError {
             KeyError::Encrypted => f.write_str(
                 "the private key is encrypted: decrypt it first (`openssl pkcs8 -in KEY -out plain.pem`) and protect the file with mode 0600",
             ),
-            KeyError::Malformed(why) => write!(f, "the key is damaged: {why}"),
+            KeyError::Malformed { source } => write!(f, "the key is damaged: {source}"),
         }
     }
 }
@@ -95,6 +98,7 @@ impl std::error::Error for KeyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             KeyError::Io { source, .. } => Some(source),
+            KeyError::Malformed { source } => Some(&**source),
             _ => None,
         }
     }
@@ -215,7 +219,9 @@ fn pkcs8_error(e: p256::pkcs8::Error) -> KeyError {
         p256::pkcs8::Error::PublicKey(p256::pkcs8::spki::Error::OidUnknown { oid }) => {
             KeyError::WrongAlgorithm(algorithm_name(&oid.to_string()))
         }
-        other => KeyError::Malformed(other.to_string()),
+        other => KeyError::Malformed {
+            source: Box::new(other),
+        },
     }
 }
 
@@ -224,7 +230,9 @@ fn spki_error(e: p256::pkcs8::spki::Error) -> KeyError {
         p256::pkcs8::spki::Error::OidUnknown { oid } => {
             KeyError::WrongAlgorithm(algorithm_name(&oid.to_string()))
         }
-        other => KeyError::Malformed(other.to_string()),
+        other => KeyError::Malformed {
+            source: Box::new(other),
+        },
     }
 }
 
@@ -320,7 +328,9 @@ impl SigningKey {
             Some("EC PRIVATE KEY") => p256::SecretKey::from_sec1_pem(pem)
                 .map(|k| Self::new(k.into()))
                 .map_err(|e| {
-                    identify_foreign_pem(pem).unwrap_or_else(|| KeyError::Malformed(e.to_string()))
+                    identify_foreign_pem(pem).unwrap_or_else(|| KeyError::Malformed {
+                        source: Box::new(e),
+                    })
                 }),
             Some("PUBLIC KEY") => Err(KeyError::PublicKeyGiven),
             Some("ENCRYPTED PRIVATE KEY") => Err(KeyError::Encrypted),
@@ -668,11 +678,11 @@ mod tests {
         ));
         assert!(matches!(
             SigningKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"),
-            Err(KeyError::Malformed(_))
+            Err(KeyError::Malformed { .. })
         ));
         assert!(matches!(
             SigningKey::from_der(b"\x30\x03\x02\x01\x00"),
-            Err(KeyError::Malformed(_))
+            Err(KeyError::Malformed { .. })
         ));
         let err = SigningKey::from_file("/nonexistent/dir/key.pem").unwrap_err();
         assert!(matches!(err, KeyError::Io { .. }));
