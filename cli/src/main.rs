@@ -119,28 +119,8 @@ enum Command {
         /// A trusted public key (PEM or DER); repeat for rotated keys.
         #[arg(long = "key", required = true)]
         keys: Vec<PathBuf>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Print only the verdict line.
-        #[arg(long, short)]
-        quiet: bool,
-        /// A checkpoint file (from `auditring head` or --checkpoint-out):
-        /// the log must still contain that seal, else the finding is
-        /// `truncated` (exit 1).
-        #[arg(long)]
-        expect: Option<PathBuf>,
-        /// Write the checkpoint of the last verified seal reached to this
-        /// file (not written when the log is tampered).
-        #[arg(long)]
-        checkpoint_out: Option<PathBuf>,
-        /// Continue from a state saved by --state-out: only the bytes
-        /// appended since are read.
-        #[arg(long)]
-        resume: Option<PathBuf>,
-        /// Save the verifier's state here, to --resume later.
-        #[arg(long)]
-        state_out: Option<PathBuf>,
+        #[command(flatten)]
+        options: VerifyOptions,
         /// The log: its active file, or its files oldest first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -176,25 +156,9 @@ fn main() -> ExitCode {
         } => demo(&key, &out, events, max_batch, &fsync, rotate_bytes),
         Command::Verify {
             keys,
-            json,
-            quiet,
-            expect,
-            checkpoint_out,
-            resume,
-            state_out,
+            options,
             files,
-        } => verify(
-            &keys,
-            &VerifyOptions {
-                json,
-                quiet,
-                expect,
-                checkpoint_out,
-                resume,
-                state_out,
-            },
-            &files,
-        ),
+        } => verify(&keys, &options, &files),
         Command::Head { keys, files } => head(&keys, &files),
         Command::Stats {
             keys,
@@ -431,12 +395,30 @@ fn log_files(files: &[PathBuf]) -> Result<Vec<(PathBuf, std::fs::File)>, String>
     }
 }
 
+/// How `verify` reports, and what it checks and keeps beyond the log.
+#[derive(clap::Args)]
 struct VerifyOptions {
+    /// Print the report as JSON.
+    #[arg(long)]
     json: bool,
+    /// Print only the verdict line.
+    #[arg(long, short)]
     quiet: bool,
+    /// A checkpoint file (from `auditring head` or --checkpoint-out):
+    /// the log must still contain that seal, else the finding is
+    /// `truncated` (exit 1).
+    #[arg(long)]
     expect: Option<PathBuf>,
+    /// Write the checkpoint of the last verified seal reached to this
+    /// file (not written when the log is tampered).
+    #[arg(long)]
     checkpoint_out: Option<PathBuf>,
+    /// Continue from a state saved by --state-out: only the bytes
+    /// appended since are read.
+    #[arg(long)]
     resume: Option<PathBuf>,
+    /// Save the verifier's state here, to --resume later.
+    #[arg(long)]
     state_out: Option<PathBuf>,
 }
 
