@@ -9,7 +9,7 @@ mod common;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
-use common::{keys, run, tempdir, text, write_run};
+use common::{run, scene, text, write_run};
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
@@ -17,9 +17,7 @@ fn s(p: &std::path::Path) -> &str {
 
 #[test]
 fn head_and_expect_catch_a_deleted_trailing_run() {
-    let dir = tempdir("anchor");
-    let (private, public) = keys(&dir);
-    let log = dir.join("audit.jsonl");
+    let (dir, private, public, log) = scene("anchor");
     write_run(&private, &log, 40, "db.query", None);
     let first_len = std::fs::metadata(&log).unwrap().len();
     write_run(&private, &log, 40, "db.query", None);
@@ -82,9 +80,7 @@ fn head_and_expect_catch_a_deleted_trailing_run() {
 
 #[test]
 fn resume_reads_only_what_was_appended_and_agrees_with_a_full_pass() {
-    let dir = tempdir("resume");
-    let (private, public) = keys(&dir);
-    let log = dir.join("audit.jsonl");
+    let (dir, private, public, log) = scene("resume");
     let state = dir.join("state.json");
     write_run(&private, &log, 100, "db.query", Some(8_000));
     let out = run(&[
@@ -143,9 +139,7 @@ fn resume_reads_only_what_was_appended_and_agrees_with_a_full_pass() {
 
 #[test]
 fn rotated_files_are_found_in_chain_order_and_a_missing_one_is_named() {
-    let dir = tempdir("rotated");
-    let (private, public) = keys(&dir);
-    let log = dir.join("audit.jsonl");
+    let (dir, private, public, log) = scene("rotated");
     write_run(&private, &log, 300, "db.query", Some(20_000));
     let files = auditring::verify::log_files(&log).unwrap();
     assert!(files.len() >= 4, "{files:?}");
@@ -173,9 +167,7 @@ fn rotated_files_are_found_in_chain_order_and_a_missing_one_is_named() {
 
 #[test]
 fn stats_and_tail_show_nothing_of_a_tampered_log() {
-    let dir = tempdir("show");
-    let (private, public) = keys(&dir);
-    let log = dir.join("audit.jsonl");
+    let (dir, private, public, log) = scene("show");
     write_run(&private, &log, 40, "db.query", None);
     // A forged event put before the first seal.
     let bytes = std::fs::read(&log).unwrap();
@@ -230,9 +222,7 @@ fn stats_and_tail_show_nothing_of_a_tampered_log() {
 
 #[test]
 fn a_closed_output_ends_verify_without_a_panic() {
-    let dir = tempdir("pipe");
-    let (private, public) = keys(&dir);
-    let log = dir.join("audit.jsonl");
+    let (dir, private, public, log) = scene("pipe");
     write_run(&private, &log, 200, "db.query", None);
     // Many findings: every event line duplicated.
     let text_log = std::fs::read_to_string(&log).unwrap();
@@ -266,9 +256,7 @@ fn a_closed_output_ends_verify_without_a_panic() {
 
 #[test]
 fn deleting_the_newest_files_is_incomplete_alone_and_truncated_against_the_anchor() {
-    let dir = tempdir("newest");
-    let (private, public) = keys(&dir);
-    let log = dir.join("audit.jsonl");
+    let (dir, private, public, log) = scene("newest");
     write_run(&private, &log, 300, "db.query", Some(20_000));
     let anchor = dir.join("anchor.json");
     let out = run(&["head", "--key", s(&public), s(&log)]);
@@ -301,9 +289,7 @@ fn deleting_the_newest_files_is_incomplete_alone_and_truncated_against_the_ancho
 fn a_second_writer_process_is_refused_and_the_log_stays_intact() {
     use auditring::sink::FileSink;
     use auditring::{AuditPayload, Runtime, SigningKey};
-    let dir = tempdir("second-process");
-    let (private, public) = keys(&dir);
-    let log = dir.join("audit.jsonl");
+    let (dir, private, public, log) = scene("second-process");
     let key = SigningKey::from_file(&private).unwrap();
     let first = Runtime::<AuditPayload>::builder()
         .signing_key(key)

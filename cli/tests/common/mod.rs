@@ -69,3 +69,12 @@ pub fn write_run(key: &Path, log: &Path, events: u64, action: &str, rotate_bytes
     drop(rec);
     rt.shutdown().unwrap();
 }
+
+/// A scratch directory with a key pair and the path of a log in it:
+/// (directory, private key, public key, log).
+pub fn scene(name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let dir = tempdir(name);
+    let (private, public) = keys(&dir);
+    let log = dir.join("audit.jsonl");
+    (dir, private, public, log)
+}
