@@ -251,3 +251,19 @@ fn worked_example_matches_the_document() {
         }
     }
 }
+
+/// docs/FORMAT.md's findings table names every finding kind with the
+/// severity and exit code the verifier gives it.
+#[test]
+fn every_finding_kind_is_in_the_format_table() {
+    use auditring::verify::ALL_KINDS;
+    for kind in ALL_KINDS {
+        let (severity, exit) = match kind.severity() {
+            Severity::Tamper => ("tamper", "1"),
+            Severity::Incomplete => ("incomplete", "3"),
+            Severity::Info => ("info", "-"),
+        };
+        let row = format!("| `{}` | {severity} | {exit} |", kind.as_str());
+        assert!(FORMAT.contains(&row), "docs/FORMAT.md lacks the row {row}");
+    }
+}
