@@ -266,4 +266,14 @@ fn every_finding_kind_is_in_the_format_table() {
         let row = format!("| `{}` | {severity} | {exit} |", kind.as_str());
         assert!(FORMAT.contains(&row), "docs/FORMAT.md lacks the row {row}");
     }
+    // And the table names no kind the verifier does not have.
+    let table = &FORMAT[FORMAT
+        .find("| finding | severity | exit | meaning |")
+        .unwrap()..];
+    let rows = table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .count();
+    assert_eq!(rows, ALL_KINDS.len());
 }
