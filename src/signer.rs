@@ -422,6 +422,7 @@ impl<T: Payload> Signer<T> {
             lines: std::mem::replace(&mut batch.lines, spare.lines),
             seal_offset,
             seal: Some(seal),
+            checkpoint: Some(checkpoint),
             stamps: std::mem::replace(&mut batch.stamps, spare.stamps),
             flush: None,
         };

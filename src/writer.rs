@@ -80,6 +80,8 @@ pub(crate) struct Sealed {
     pub(crate) lines: Lines,
     pub(crate) seal_offset: usize,
     pub(crate) seal: Option<Seal>,
+    /// The seal's checkpoint, as the signer computed it.
+    pub(crate) checkpoint: Option<crate::Checkpoint>,
     pub(crate) stamps: Vec<u64>,
     pub(crate) flush: Option<u64>,
 }
@@ -126,8 +128,7 @@ impl Writer {
                             .sealed_events
                             .fetch_add(seal.count, Ordering::Relaxed);
                         shared.counters.seals.fetch_add(1, Ordering::Relaxed);
-                        *shared.counters.written_head.lock() =
-                            Some(crate::Checkpoint::of_seal(seal));
+                        *shared.counters.written_head.lock() = sealed.checkpoint;
                     }
                     if let Some(ticket) = sealed.flush.take() {
                         let failed = flush_all(&mut sinks, &shared, "flush");
@@ -138,6 +139,7 @@ impl Writer {
                     }
                     // A flush marker has no buffers worth reusing.
                     if sealed.seal.take().is_some() {
+                        sealed.checkpoint = None;
                         sealed.lines.buf.clear();
                         sealed.lines.ranges.clear();
                         sealed.stamps.clear();
