@@ -47,10 +47,22 @@ fn workers_take_recorders_from_a_shared_runtime() {
     .join()
     .unwrap();
     let runtime = Arc::into_inner(runtime).expect("the last reference");
+    // The last seal written so far is a checkpoint the final log holds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let written = loop {
+        if let Some(c) = runtime.stats().checkpoint {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "no seal written");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    assert_eq!(written.key_id, key.key_id());
     let report = runtime.shutdown().unwrap();
     assert_eq!(report.accepted, 4 * per_thread + 1);
     assert_eq!(report.sealed, report.accepted);
-    let verified = Verifier::new([key.public_key()]).verify_bytes(&log.bytes());
+    let verified = Verifier::new([key.public_key()])
+        .expect_checkpoint(written)
+        .verify_bytes(&log.bytes());
     assert_eq!(verified.status(), Status::Intact);
     assert_eq!(verified.events, 4 * per_thread + 1);
 }
