@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::SigningKey;
+use crate::capture::recorder::FullPolicy;
+use crate::format::redact::Redaction;
 use crate::payload::Payload;
-use crate::recorder::FullPolicy;
-use crate::redact::Redaction;
-use crate::runtime::RuntimeBuilder;
+use crate::pipeline::runtime::RuntimeBuilder;
 use crate::sink::{FileSink, FsyncPolicy, SinkPolicy, StdoutSink, TracingSink};
 
 /// A configuration problem: which field, what is wrong, how to fix it.

@@ -90,53 +90,34 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod affinity;
 mod capture;
-mod checkpoint;
-mod clock;
 pub mod config;
-mod counters;
-mod event;
-mod flush;
-mod hasher;
-mod intake;
-mod json;
-mod keys;
-pub mod line;
-mod logfile;
-pub mod merkle;
+pub mod format;
 mod payload;
-mod recorder;
-mod redact;
-mod ring;
-mod runtime;
-mod seal;
-mod signer;
+mod pipeline;
 pub mod sink;
 pub mod stats;
-mod sync;
 pub mod verify;
-mod writer;
 
-pub use affinity::{PinError, available_cores, pin_current_thread};
+pub use capture::affinity::{PinError, available_cores, pin_current_thread};
+pub use capture::recorder::{FullPolicy, RecordError, Recorder};
 pub use capture::{
     Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer,
     DEFAULT_MAX_RING_BYTES, MAX_LANE_CAPACITY, MAX_PRODUCERS, RecorderError,
 };
-pub use checkpoint::{Checkpoint, CheckpointError};
-pub use event::event_line;
-pub use flush::{FlushError, FlushHandle, FlushReport};
-pub use keys::{KeyError, KeyId, PublicKey, SigningKey, is_low_s};
-pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
-pub use recorder::{FullPolicy, RecordError, Recorder};
-pub use redact::Redaction;
-pub use runtime::{
-    BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
-    StatsSnapshot,
-};
-pub use seal::{
+pub use format::checkpoint::{Checkpoint, CheckpointError};
+pub use format::event::event_line;
+pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey, is_low_s};
+pub use format::redact::Redaction;
+pub use format::seal::{
     ChainHead, FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError,
     SealReason,
+};
+pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
+pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
+pub use pipeline::runtime::{
+    BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
+    StatsSnapshot,
 };
 
 /// The README's examples, compiled and run as doctests.

@@ -2,7 +2,7 @@
 //! line, hash, preimage and signature quoted there is recomputed here.
 //! `AUDITRING_PRINT_FORMAT_EXAMPLE=1` prints the values.
 
-use auditring::merkle::{empty_root, leaf_hash, node_hash};
+use auditring::format::merkle::{empty_root, leaf_hash, node_hash};
 use auditring::verify::{FindingKind, Severity, Status, Verifier};
 use auditring::{
     AuditPayload, Decision, GENESIS, Orphans, Seal, SealReason, SigningKey, event_line, is_low_s,

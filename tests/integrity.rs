@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use auditring::merkle::{MerkleBuilder, empty_root, leaf_hash};
+use auditring::format::merkle::{MerkleBuilder, empty_root, leaf_hash};
 use auditring::sink::MemorySink;
 use auditring::verify::{FindingKind, Report, Severity, Status, Verifier, VerifierState};
 use auditring::{

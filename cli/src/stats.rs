@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use auditring::PublicKey;
-use auditring::line::Line;
+use auditring::format::line::Line;
 use auditring::stats::percentile_distribution;
 use auditring::verify::{Status, Verifier};
 use hdrhistogram::Histogram;
@@ -60,7 +60,7 @@ struct Sample {
 
 impl Sample {
     fn of(head: &[u8]) -> Option<Self> {
-        let Ok(Line::Event(event)) = auditring::line::read(head) else {
+        let Ok(Line::Event(event)) = auditring::format::line::read(head) else {
             return None;
         };
         let p: Payload<'_> = serde_json::from_str(event.payload).ok()?;

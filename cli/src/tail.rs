@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use auditring::PublicKey;
-use auditring::line::Line;
+use auditring::format::line::Line;
 use auditring::verify::{Status, Verifier};
 use serde::Deserialize;
 
@@ -46,7 +46,7 @@ impl Style {
 /// One record as a readable line. Every piece of text from the log goes
 /// through [`escape`]: a log's fields must not drive the terminal.
 fn render(line: &[u8], style: &Style) -> String {
-    match auditring::line::read(line) {
+    match auditring::format::line::read(line) {
         Ok(Line::Event(e)) => {
             let ts = escape(e.ts);
             let p: Payload<'_> = serde_json::from_str(e.payload).unwrap_or_default();

@@ -3,7 +3,7 @@
 use std::io;
 
 use super::{Batch, LogTail, RotationSignal, Sink};
-use crate::keys::PublicKey;
+use crate::format::keys::PublicKey;
 
 /// Writes every batch to each of its sinks, in order, as one sink: one
 /// policy for the group. Every sink is tried; the first error is returned.

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{Batch, LogTail, RotationSignal, Sink};
-use crate::keys::PublicKey;
-use crate::logfile::{
+use crate::format::keys::PublicKey;
+use crate::format::logfile::{
     FoundSeal, SCAN_LIMIT, complete_length, last_seal, orphans_after, rotated_files, rotated_path,
 };
-use crate::seal::{Orphans, SealReason};
+use crate::format::seal::{Orphans, SealReason};
 
 /// When a [`FileSink`] asks the operating system to put written data on
 /// stable storage (`fdatasync`).
@@ -367,7 +367,7 @@ impl FileSink {
             return refuse(format!(
                 "its last seal (#{} of stream {}) does not verify under key {}: it is forged or damaged; verify the log (auditring verify) and move it aside",
                 seal.index,
-                crate::event::uuid_string(&seal.stream),
+                crate::format::event::uuid_string(&seal.stream),
                 seal.key_id
             ));
         }

@@ -21,9 +21,9 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::keys::{KeyId, PublicKey};
-use crate::seal::ChainHead;
-use crate::seal::{Orphans, Seal, SealReason};
+use crate::format::keys::{KeyId, PublicKey};
+use crate::format::seal::ChainHead;
+use crate::format::seal::{Orphans, Seal, SealReason};
 
 mod fanout;
 mod file;

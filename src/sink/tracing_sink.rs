@@ -41,7 +41,7 @@ impl Sink for TracingSink {
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
         {
-            let Ok(crate::line::Line::Event(e)) = crate::line::read(line) else {
+            let Ok(crate::format::line::Line::Event(e)) = crate::format::line::read(line) else {
                 return Err(io::Error::other(
                     "an event line of the batch cannot be read",
                 ));
@@ -49,7 +49,7 @@ impl Sink for TracingSink {
             tracing::info!(
                 target: "auditring::audit",
                 kind = "event",
-                stream = %crate::event::uuid_string(&e.stream),
+                stream = %crate::format::event::uuid_string(&e.stream),
                 seq = e.seq,
                 id = e.id,
                 ts = e.ts,
@@ -60,7 +60,7 @@ impl Sink for TracingSink {
         tracing::info!(
             target: "auditring::audit",
             kind = "seal",
-            stream = %crate::event::uuid_string(&seal.stream),
+            stream = %crate::format::event::uuid_string(&seal.stream),
             seal = seal.index,
             reason = seal.reason.as_str(),
             seq_start = seal.seq_start,

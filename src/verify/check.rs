@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::report::{Finding, FindingKind, Report, Severity};
-use crate::checkpoint::Checkpoint;
-use crate::event::{self, LineKind, uuid_string};
-use crate::merkle::{Hash, MerkleBuilder};
-use crate::seal::{Seal, SealReason};
+use crate::format::checkpoint::Checkpoint;
+use crate::format::event::{self, LineKind, uuid_string};
+use crate::format::merkle::{Hash, MerkleBuilder};
+use crate::format::seal::{Seal, SealReason};
 
 use super::Verifier;
 
@@ -328,8 +328,8 @@ impl Checker<'_> {
                     "the log's seal #{} of stream {} has hash {}, not the expected checkpoint's {}: the log was rewritten from that seal on",
                     c.seal,
                     uuid_string(&c.stream),
-                    crate::json::hex(&hash),
-                    crate::json::hex(&c.hash)
+                    crate::format::json::hex(&hash),
+                    crate::format::json::hex(&c.hash)
                 ),
                 None => format!(
                     "the log does not contain the expected checkpoint, seal #{} of stream {} (next seq {}): its newest part (trailing runs or rotated files) was deleted, or files are missing",

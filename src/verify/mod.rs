@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::checkpoint::Checkpoint;
-use crate::keys::{KeyId, PublicKey};
-use crate::merkle::Hash;
+use crate::format::checkpoint::Checkpoint;
+use crate::format::keys::{KeyId, PublicKey};
+use crate::format::merkle::Hash;
 
 mod check;
 mod report;
@@ -34,7 +34,7 @@ mod seals;
 use check::{CheckState, Checker};
 pub use report::{ALL_KINDS, Finding, FindingKind, Report, Severity, Status};
 
-pub use crate::logfile::{log_files, log_files_opened};
+pub use crate::format::logfile::{log_files, log_files_opened};
 
 /// How much of a line the verifier keeps to classify it; the rest is only
 /// hashed. Seal lines are far shorter.
@@ -434,7 +434,7 @@ impl<'v> Verification<'v> {
             let index = found.ok_or_else(|| {
                     VerifyError::Resume(format!(
                         "the saved state continues a file (first line hash {}) that is not among the files given: pass the same log's files (its active path finds them all), or verify from the start",
-                        crate::json::hex(&key)
+                        crate::format::json::hex(&key)
                     ))
                 })?;
             from = index + 1;
@@ -486,7 +486,7 @@ impl<'v> Verification<'v> {
             let mut line = vec![0u8; (offset - start) as usize];
             file.seek(SeekFrom::Start(start)).map_err(io_err)?;
             file.read_exact(&mut line).map_err(io_err)?;
-            if line.pop() != Some(b'\n') || crate::merkle::leaf_hash(&line) != leaf {
+            if line.pop() != Some(b'\n') || crate::format::merkle::leaf_hash(&line) != leaf {
                 Checker {
                     verifier: self.verifier,
                     st: &mut self.st,
@@ -596,8 +596,8 @@ impl<'v> Verification<'v> {
         self.cursor.last_line = Some((start, leaf));
         self.cursor.line += 1;
         if matches!(
-            crate::event::classify(head),
-            crate::event::LineKind::Event(_)
+            crate::format::event::classify(head),
+            crate::format::event::LineKind::Event(_)
         ) && let Some(f) = self.on_event.as_mut()
         {
             f(head);
@@ -671,7 +671,7 @@ fn first_line_leaf(path: &Path, file: &mut File) -> Result<Option<Hash>, VerifyE
     if line.pop() != Some(b'\n') {
         return Ok(None);
     }
-    Ok(Some(crate::merkle::leaf_hash(&line)))
+    Ok(Some(crate::format::merkle::leaf_hash(&line)))
 }
 
 /// Reads everything from a reader into a report (for `Read` sources that

@@ -6,11 +6,11 @@ use sha2::{Digest, Sha256};
 
 use super::check::{Checker, LastSeal, Phase};
 use super::report::FindingKind;
-use crate::checkpoint::Checkpoint;
-use crate::event::uuid_string;
-use crate::keys::is_low_s;
-use crate::merkle::Hash;
-use crate::seal::{GENESIS, Orphans, Seal, SealReason};
+use crate::format::checkpoint::Checkpoint;
+use crate::format::event::uuid_string;
+use crate::format::keys::is_low_s;
+use crate::format::merkle::Hash;
+use crate::format::seal::{GENESIS, Orphans, Seal, SealReason};
 
 impl Checker<'_> {
     /// A readable seal line; returns whether its signature verified under

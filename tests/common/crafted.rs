@@ -3,7 +3,7 @@
 //! every line falls inside a tracked gap. Shared by the linear-time test
 //! and the verifier benchmark.
 
-use auditring::merkle::empty_root;
+use auditring::format::merkle::empty_root;
 use auditring::{AuditPayload, GENESIS, Orphans, Seal, SealReason, SigningKey, event_line};
 
 /// `lines` event lines of the bisecting pattern after an opening seal

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::counters::SignerCounters;
+use crate::pipeline::counters::SignerCounters;
 use crate::sink::SinkFailure;
 
 /// Flush requests and their completion, shared by the callers, the signer

@@ -12,11 +12,11 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{parse_uuid, uuid_string};
-use crate::json;
-use crate::keys::KeyId;
-use crate::merkle::Hash;
-use crate::seal::Seal;
+use crate::format::event::{parse_uuid, uuid_string};
+use crate::format::json;
+use crate::format::keys::KeyId;
+use crate::format::merkle::Hash;
+use crate::format::seal::Seal;
 
 /// A seal a log must contain: what `auditring head` prints and
 /// `auditring verify --expect` checks.

@@ -420,7 +420,7 @@ impl Payload for AuditPayload {
     /// Hand-written encoder producing exactly the `Serialize` projection,
     /// several times faster than going through `serde_json`.
     fn write_json(&self, out: &mut Vec<u8>) {
-        use crate::json::{write_str, write_u64, write_utf8};
+        use crate::format::json::{write_str, write_u64, write_utf8};
         // `InlineStr` holds UTF-8 by construction: write its bytes directly.
         let field = |out: &mut Vec<u8>, key: &[u8], value: &[u8]| {
             out.extend_from_slice(key);

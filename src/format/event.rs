@@ -6,9 +6,9 @@
 //! {"v":2,"kind":"event","stream":"<uuid>","seq":<n>,"id":"<uuid v7>","ts":"<rfc3339>","payload":<payload json>}
 //! ```
 
-use crate::json;
+use crate::format::json;
+use crate::format::redact::Redactor;
 use crate::payload::Payload;
-use crate::redact::Redactor;
 
 /// Appends a UUID in its lower-case hyphenated form (36 bytes).
 #[inline]

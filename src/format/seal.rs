@@ -12,10 +12,10 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::event::SEAL_PREFIX;
-use crate::json::{self, RFC3339_LEN};
-use crate::keys::KeyId;
-use crate::merkle::{EMPTY_ROOT, Hash};
+use crate::format::event::SEAL_PREFIX;
+use crate::format::json::{self, RFC3339_LEN};
+use crate::format::keys::KeyId;
+use crate::format::merkle::{EMPTY_ROOT, Hash};
 
 /// Version of the log format written in every line's `v` field.
 pub const FORMAT_VERSION: u64 = 2;
@@ -43,7 +43,7 @@ pub const GENESIS: Hash = [0; 32];
 /// ```
 /// use auditring::Orphans;
 /// assert_eq!(Orphans::NONE.count, 0);
-/// assert_eq!(Orphans::NONE.root, auditring::merkle::empty_root());
+/// assert_eq!(Orphans::NONE.root, auditring::format::merkle::empty_root());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Orphans {
@@ -289,7 +289,7 @@ impl Seal {
     /// let key = SigningKey::generate();
     /// let seal = Seal {
     ///     stream: [1; 16], index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
-    ///     root: auditring::merkle::empty_root(), prev: GENESIS, dropped: 0,
+    ///     root: auditring::format::merkle::empty_root(), prev: GENESIS, dropped: 0,
     ///     dropped_total: 0, sink_errors: 0, orphans: auditring::Orphans::NONE, unix_nanos: 0,
     ///     key_id: key.key_id(),
     /// };
@@ -307,7 +307,7 @@ impl Seal {
     pub(crate) fn write_line(&self, signature: &[u8; 64], out: &mut Vec<u8>) {
         out.extend_from_slice(SEAL_PREFIX);
         out.extend_from_slice(br#""stream":""#);
-        crate::event::write_uuid(out, &self.stream);
+        crate::format::event::write_uuid(out, &self.stream);
         out.extend_from_slice(br#"","seal":"#);
         json::write_u64(out, self.index);
         out.extend_from_slice(br#","reason":""#);
@@ -388,7 +388,7 @@ impl Seal {
         }
         let bad = |field: &str| SealLineError(format!("field {field:?} is malformed"));
         let seal = Seal {
-            stream: crate::event::parse_uuid(raw.stream).ok_or_else(|| bad("stream"))?,
+            stream: crate::format::event::parse_uuid(raw.stream).ok_or_else(|| bad("stream"))?,
             index: raw.seal,
             reason: SealReason::from_name(raw.reason).ok_or_else(|| bad("reason"))?,
             seq_start: raw.seq_start,

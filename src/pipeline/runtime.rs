@@ -10,19 +10,19 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::capture::recorder::{FullPolicy, Recorder};
 use crate::capture::{Capture, CaptureBuilder, ConfigError, RecorderError};
-use crate::counters::SignerCounters;
-use crate::event::uuid_string;
-use crate::flush::{FlushError, FlushHandle, FlushReport, FlushShared, StopOnDrop};
-use crate::keys::SigningKey;
+use crate::format::event::uuid_string;
+use crate::format::keys::SigningKey;
+use crate::format::redact::{Redaction, Redactor};
+use crate::format::seal::ChainHead;
 use crate::payload::{AuditPayload, Payload};
-use crate::recorder::{FullPolicy, Recorder};
-use crate::redact::{Redaction, Redactor};
-use crate::seal::ChainHead;
-use crate::signer::{Signer, SignerConfig, SignerOutcome};
+use crate::pipeline::counters::SignerCounters;
+use crate::pipeline::flush::{FlushError, FlushHandle, FlushReport, FlushShared, StopOnDrop};
+use crate::pipeline::signer::{Signer, SignerConfig, SignerOutcome};
+use crate::pipeline::writer::{SinkEntry, WriterShared};
 use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
 use crate::stats::{Histograms, PayloadLatency, Percentiles, Stage};
-use crate::writer::{SinkEntry, WriterShared};
 use serde::Serialize;
 
 /// Why a runtime could not be built. Each variant says what to change.
@@ -885,7 +885,7 @@ impl<T: Payload> Runtime<T> {
                         prev: outcome.last_seal_hash,
                         next_seq: outcome.next_seq,
                         previous_closed: true,
-                        orphans: crate::seal::Orphans::NONE,
+                        orphans: crate::format::seal::Orphans::NONE,
                     },
                     checkpoint: outcome.checkpoint,
                     seal_latency_us: outcome.seal_latency_us,

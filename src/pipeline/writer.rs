@@ -16,12 +16,12 @@ use std::thread::JoinHandle;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use crate::clock::CaptureClock;
-use crate::counters::SignerCounters;
-use crate::flush::FlushShared;
-use crate::hasher::Lines;
-use crate::intake::Intake;
-use crate::seal::Seal;
+use crate::capture::clock::CaptureClock;
+use crate::capture::intake::Intake;
+use crate::format::seal::Seal;
+use crate::pipeline::counters::SignerCounters;
+use crate::pipeline::flush::FlushShared;
+use crate::pipeline::hasher::Lines;
 use crate::sink::{Batch, Sink, SinkFailure, SinkOperation, SinkPolicy};
 use crate::stats::Stage;
 

@@ -60,7 +60,7 @@
 //! both sides use a sequentially consistent fence: the loom models check
 //! that symmetric variant.
 
-use crate::sync::{Arc, AtomicBool, AtomicU64, CachePadded, Ordering, UnsafeCell, fence};
+use crate::capture::sync::{Arc, AtomicBool, AtomicU64, CachePadded, Ordering, UnsafeCell, fence};
 
 /// Fences of the close protocol (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -545,9 +545,9 @@ impl<T> RingConsumer<T> {
                 while line.intent.load(Ordering::Acquire) > line.tail.load(Ordering::Acquire) {
                     spins += 1;
                     if spins < 64 {
-                        crate::sync::spin_hint();
+                        crate::capture::sync::spin_hint();
                     } else {
-                        crate::sync::yield_now();
+                        crate::capture::sync::yield_now();
                     }
                 }
                 *tail = line.tail.load(Ordering::Acquire);

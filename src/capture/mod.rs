@@ -1,14 +1,21 @@
 //! Building a capture ring, handing out recorders, and draining events.
 
+pub(crate) mod affinity;
+pub(crate) mod clock;
+pub(crate) mod intake;
+pub(crate) mod recorder;
+pub(crate) mod ring;
+pub(crate) mod sync;
+
 use core::fmt;
 use std::mem::size_of;
 
-use crate::clock::{CaptureClock, WallAnchor};
-use crate::intake::Intake;
+use crate::capture::clock::{CaptureClock, WallAnchor};
+use crate::capture::intake::Intake;
+use crate::capture::recorder::{FullPolicy, Recorder};
+use crate::capture::ring::{ClaimError, LaneProducer, RingConsumer, Shared};
+use crate::capture::sync::Arc;
 use crate::payload::{AuditPayload, Payload};
-use crate::recorder::{FullPolicy, Recorder};
-use crate::ring::{ClaimError, LaneProducer, RingConsumer, Shared};
-use crate::sync::Arc;
 
 /// Largest accepted lane capacity (slots per producer).
 pub const MAX_LANE_CAPACITY: usize = 1 << 24;
@@ -585,7 +592,7 @@ impl<T: Payload> Consumer<T> {
     }
 
     /// The clock that stamps this ring's events.
-    pub(crate) fn clock(&self) -> &crate::clock::CaptureClock {
+    pub(crate) fn clock(&self) -> &crate::capture::clock::CaptureClock {
         self.anchor.clock()
     }
 

@@ -13,15 +13,15 @@ use core::fmt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{self, LineKind};
-use crate::seal::{Seal, SealLineError};
+use crate::format::event::{self, LineKind};
+use crate::format::seal::{Seal, SealLineError};
 
 /// One line of a log, read.
 ///
 /// # Examples
 ///
 /// ```
-/// use auditring::line::{Line, read};
+/// use auditring::format::line::{Line, read};
 /// use auditring::{AuditPayload, event_line};
 ///
 /// let mut payload = AuditPayload::default();

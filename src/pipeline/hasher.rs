@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use crate::merkle::{Hash, MerkleBuilder, empty_root, leaf_hash, node_hash};
+use crate::format::merkle::{Hash, MerkleBuilder, empty_root, leaf_hash, node_hash};
 
 /// Below this many lines a batch is hashed on the signer thread alone:
 /// handing work to another thread costs a wake-up (microseconds).

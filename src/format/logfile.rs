@@ -9,9 +9,9 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::event::SEAL_PREFIX;
-use crate::merkle::{Hash, MerkleBuilder, leaf_hash};
-use crate::seal::{GENESIS, Orphans, Seal};
+use crate::format::event::SEAL_PREFIX;
+use crate::format::merkle::{Hash, MerkleBuilder, leaf_hash};
+use crate::format::seal::{GENESIS, Orphans, Seal};
 
 /// How far back the last seal of a file is looked for.
 pub(crate) const SCAN_LIMIT: u64 = 64 << 20;

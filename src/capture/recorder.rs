@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use crate::clock::CaptureClock;
-use crate::intake::Intake;
+use crate::capture::clock::CaptureClock;
+use crate::capture::intake::Intake;
+use crate::capture::ring::LaneProducer;
+use crate::capture::sync;
 use crate::payload::{AuditPayload, Payload};
-use crate::ring::LaneProducer;
-use crate::sync;
 
 /// What [`Recorder::record`] does when its lane is full.
 ///

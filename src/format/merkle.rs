@@ -21,7 +21,7 @@ pub type Hash = [u8; 32];
 /// # Examples
 ///
 /// ```
-/// let h = auditring::merkle::leaf_hash(b"{}");
+/// let h = auditring::format::merkle::leaf_hash(b"{}");
 /// assert_eq!(h.len(), 32);
 /// ```
 #[inline]
@@ -59,7 +59,7 @@ pub fn empty_root() -> Hash {
 /// # Examples
 ///
 /// ```
-/// use auditring::merkle::{MerkleBuilder, leaf_hash, node_hash};
+/// use auditring::format::merkle::{MerkleBuilder, leaf_hash, node_hash};
 ///
 /// let (a, b, c) = (leaf_hash(b"a"), leaf_hash(b"b"), leaf_hash(b"c"));
 /// let mut m = MerkleBuilder::default();
@@ -162,11 +162,11 @@ mod tests {
     fn known_vectors() {
         // SHA-256("") and SHA-256(0x00 || "") are fixed constants.
         assert_eq!(
-            crate::json::hex(&empty_root()),
+            crate::format::json::hex(&empty_root()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(
-            crate::json::hex(&leaf_hash(b"")),
+            crate::format::json::hex(&leaf_hash(b"")),
             "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
         );
     }

@@ -9,18 +9,18 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::capture::{CapturedEvent, Consumer};
-use crate::counters::SignerCounters;
-use crate::event::{self, IdGenerator};
-use crate::flush::FlushShared;
-use crate::hasher::{BatchHasher, Lines};
-use crate::keys::SigningKey;
-use crate::merkle::Hash;
+use crate::format::event::{self, IdGenerator};
+use crate::format::keys::SigningKey;
+use crate::format::merkle::Hash;
+use crate::format::redact::Redactor;
+use crate::format::seal::{ChainHead, Orphans, Seal, SealReason};
 use crate::payload::Payload;
-use crate::redact::Redactor;
-use crate::seal::{ChainHead, Orphans, Seal, SealReason};
+use crate::pipeline::counters::SignerCounters;
+use crate::pipeline::flush::FlushShared;
+use crate::pipeline::hasher::{BatchHasher, Lines};
+use crate::pipeline::writer::{Sealed, SinkEntry, Writer, WriterShared};
 use crate::sink::RotationSignal;
 use crate::stats::{Histograms, Stage};
-use crate::writer::{Sealed, SinkEntry, Writer, WriterShared};
 
 /// What the signer did over its whole run.
 #[derive(Clone, Debug)]
@@ -62,7 +62,7 @@ struct BatchState {
     lines: Lines,
     /// Raw capture stamps of the batch's events, for latency accounting.
     stamps: Vec<u64>,
-    timestamps: crate::json::Rfc3339Writer,
+    timestamps: crate::format::json::Rfc3339Writer,
     /// Time spent draining and encoding this batch, ns.
     encode_ns: u64,
     redactor: Redactor,
@@ -172,7 +172,7 @@ impl<T: Payload> Signer<T> {
                     ranges: Vec::with_capacity(max_batch.min(1 << 16)),
                 },
                 stamps: Vec::with_capacity(max_batch.min(1 << 16)),
-                timestamps: crate::json::Rfc3339Writer::default(),
+                timestamps: crate::format::json::Rfc3339Writer::default(),
                 encode_ns: 0,
                 redactor: config.redactor,
                 scratch: Vec::new(),

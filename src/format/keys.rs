@@ -110,7 +110,7 @@ pub struct KeyId(pub [u8; 32]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::json::hex(&self.0))
+        f.write_str(&crate::format::json::hex(&self.0))
     }
 }
 
@@ -553,7 +553,7 @@ impl PublicKey {
     /// let key = SigningKey::generate();
     /// let seal = Seal {
     ///     stream: [1; 16], index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
-    ///     root: auditring::merkle::empty_root(), prev: GENESIS, dropped: 0,
+    ///     root: auditring::format::merkle::empty_root(), prev: GENESIS, dropped: 0,
     ///     dropped_total: 0, sink_errors: 0, orphans: Orphans::NONE, unix_nanos: 0,
     ///     key_id: key.key_id(),
     /// };

@@ -112,7 +112,7 @@ impl Redactor {
                     let text = serde_json::from_slice::<String>(value).map(String::into_bytes);
                     let tag = hmac_sha256(&self.key, text.as_deref().unwrap_or(value));
                     out.extend_from_slice(b"\"hmac-sha256:");
-                    crate::json::write_hex(out, &tag);
+                    crate::format::json::write_hex(out, &tag);
                     out.push(b'"');
                 }
             }
@@ -227,7 +227,7 @@ mod tests {
     fn hmac_matches_rfc_4231_case_1() {
         let tag = hmac_sha256(&[0x0b; 20], b"Hi There");
         assert_eq!(
-            crate::json::hex(&tag),
+            crate::format::json::hex(&tag),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         );
     }
@@ -239,7 +239,7 @@ mod tests {
             b"Test Using Larger Than Block-Size Key - Hash Key First",
         );
         assert_eq!(
-            crate::json::hex(&tag),
+            crate::format::json::hex(&tag),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }
@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(tag(&a), tag(&b));
         assert_ne!(tag(&a), tag(&c));
         assert!(!a.contains("alice"));
-        let expected = crate::json::hex(&hmac_sha256(b"key", b"alice"));
+        let expected = crate::format::json::hex(&hmac_sha256(b"key", b"alice"));
         assert!(a.contains(&format!("hmac-sha256:{expected}")));
     }
 
