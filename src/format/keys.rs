@@ -419,9 +419,9 @@ impl SigningKey {
     }
 
     /// Signs a seal: ECDSA P-256 with SHA-256 over its
-    /// [preimage](crate::Seal::preimage), deterministic (RFC 6979); the
+    /// [preimage](crate::format::seal::Seal::preimage), deterministic (RFC 6979); the
     /// signature as `r || s`, always in low-s form (`s <= n / 2`).
-    pub fn sign_seal(&self, seal: &crate::Seal) -> [u8; 64] {
+    pub fn sign_seal(&self, seal: &crate::format::seal::Seal) -> [u8; 64] {
         self.sign(&seal.preimage())
     }
 

@@ -10,5 +10,5 @@ pub(crate) struct SignerCounters {
     pub(crate) seals: AtomicU64,
     pub(crate) sink_errors: AtomicU64,
     /// The checkpoint of the last seal written to the sinks.
-    pub(crate) written_head: parking_lot::Mutex<Option<crate::Checkpoint>>,
+    pub(crate) written_head: parking_lot::Mutex<Option<crate::format::checkpoint::Checkpoint>>,
 }

@@ -45,7 +45,7 @@ pub enum BuildError {
     /// more.
     RedactionKey,
     /// The signer core does not exist (or is not available to the process).
-    Pin(crate::PinError),
+    Pin(crate::capture::affinity::PinError),
     /// A sink could not read where its existing log ends.
     Resume {
         /// The sink's name.
@@ -352,7 +352,7 @@ impl<T: Payload> RuntimeBuilder<T> {
         if let Some(core) = self.signer_core {
             let available = crate::available_cores();
             if !available.contains(&core) {
-                return Err(BuildError::Pin(crate::PinError::NoSuchCore {
+                return Err(BuildError::Pin(crate::capture::affinity::PinError::NoSuchCore {
                     core,
                     available,
                 }));
@@ -476,7 +476,7 @@ pub struct RuntimeStats {
     pub sink_errors: u64,
     /// The checkpoint of the last seal written to the sinks: keep it
     /// elsewhere to detect a later truncation of the log.
-    pub checkpoint: Option<crate::Checkpoint>,
+    pub checkpoint: Option<crate::format::checkpoint::Checkpoint>,
 }
 
 /// One pipeline stage's latency.
@@ -525,7 +525,7 @@ pub struct ShutdownReport {
     /// The checkpoint of the close seal: keep it elsewhere (another host,
     /// a ticket, a collector) and pass it to `auditring verify --expect`
     /// to detect a later deletion of this run or of anything before it.
-    pub checkpoint: crate::Checkpoint,
+    pub checkpoint: crate::format::checkpoint::Checkpoint,
     /// Capture-to-sealed-and-written latency of every event, microseconds.
     pub seal_latency_us: Histogram<u64>,
     /// The last sink failure of the run (a best-effort sink's failures do

@@ -33,7 +33,7 @@ pub(crate) struct SignerOutcome {
     pub(crate) last_seal_hash: Hash,
     pub(crate) next_seq: u64,
     /// The checkpoint of the close seal.
-    pub(crate) checkpoint: crate::Checkpoint,
+    pub(crate) checkpoint: crate::format::checkpoint::Checkpoint,
     /// Capture to sealed-and-written latency per event, microseconds.
     pub(crate) seal_latency_us: Histogram<u64>,
 }
@@ -363,7 +363,7 @@ impl<T: Payload> Signer<T> {
 
     /// Seals the current batch (possibly empty), writes it to every sink
     /// and starts the next one. Returns the seal's checkpoint.
-    fn seal(&mut self, reason: SealReason) -> crate::Checkpoint {
+    fn seal(&mut self, reason: SealReason) -> crate::format::checkpoint::Checkpoint {
         let batch = &mut self.batch;
         if batch.count == 0 {
             batch.seq_start = batch.next_seq;
@@ -412,7 +412,7 @@ impl<T: Payload> Signer<T> {
         } else {
             self.file_bytes + batch.lines.buf.len() as u64
         };
-        let checkpoint = crate::Checkpoint::of_seal(&seal);
+        let checkpoint = crate::format::checkpoint::Checkpoint::of_seal(&seal);
         self.prev = checkpoint.hash;
         self.next_index += 1;
         self.dropped_at_last_seal = dropped_total;

@@ -81,7 +81,7 @@ pub(crate) struct Sealed {
     pub(crate) seal_offset: usize,
     pub(crate) seal: Option<Seal>,
     /// The seal's checkpoint, as the signer computed it.
-    pub(crate) checkpoint: Option<crate::Checkpoint>,
+    pub(crate) checkpoint: Option<crate::format::checkpoint::Checkpoint>,
     pub(crate) stamps: Vec<u64>,
     pub(crate) flush: Option<u64>,
 }
