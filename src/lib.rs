@@ -116,8 +116,8 @@ pub use format::seal::{
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
 pub use pipeline::runtime::{
-    BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
-    StatsSnapshot,
+    BuildError, Runtime, RuntimeBuilder, RuntimeGuard, RuntimeStats, ShutdownError, ShutdownReport,
+    StageLatency, StatsSnapshot,
 };
 
 /// The README's examples, compiled and run as doctests.

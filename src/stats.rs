@@ -105,6 +105,18 @@ impl Hist {
     pub(crate) fn histogram(&self) -> &Histogram<u64> {
         &self.h
     }
+
+    /// Adds `other`'s values to these and empties `other`.
+    fn absorb(&mut self, other: &mut Hist) {
+        if other.h.is_empty() {
+            return;
+        }
+        // Both have the same bounds, so adding cannot fail.
+        let _ = self.h.add(&other.h);
+        self.saturated += other.saturated;
+        other.h.reset();
+        other.saturated = 0;
+    }
 }
 
 /// The stages of the pipeline that are measured.
@@ -290,6 +302,14 @@ pub(crate) struct Histograms {
     payload: PairTable,
 }
 
+impl std::fmt::Debug for Histograms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histograms")
+            .field("pairs", &self.payload.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Histograms {
     #[inline]
     pub(crate) fn record(&mut self, stage: Stage, value: u64) {
@@ -301,6 +321,34 @@ impl Histograms {
         entry.enforcement.record(sample.enforcement_us);
         if let Some(d) = sample.dispatch_us {
             entry.dispatch.record(d);
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.stages.iter().all(|h| h.h.is_empty())
+            && self
+                .payload
+                .entries
+                .iter()
+                .all(|e| e.hists.enforcement.h.is_empty() && e.hists.dispatch.h.is_empty())
+    }
+
+    /// Adds what `other` recorded to these histograms and empties `other`
+    /// (its pairs stay known, so recording into it again allocates
+    /// nothing). Costs a pass over each histogram that holds values: the
+    /// pipeline's threads call it every few milliseconds, not per event.
+    pub(crate) fn absorb(&mut self, other: &mut Histograms) {
+        for (mine, theirs) in self.stages.iter_mut().zip(&mut other.stages) {
+            mine.absorb(theirs);
+        }
+        for entry in &mut other.payload.entries {
+            if entry.hists.enforcement.h.is_empty() && entry.hists.dispatch.h.is_empty() {
+                continue;
+            }
+            let mine = self.payload.entry(&entry.action, &entry.decision);
+            mine.enforcement.absorb(&mut entry.hists.enforcement);
+            mine.dispatch.absorb(&mut entry.hists.dispatch);
         }
     }
 

@@ -4,9 +4,11 @@
 
 use auditring::sink::MemorySink;
 use auditring::stats::Stage;
-use auditring::{AuditPayload, BuildError, Decision, FullPolicy, Runtime, SigningKey};
+use auditring::{
+    AuditPayload, BuildError, Decision, FullPolicy, Runtime, RuntimeGuard, SigningKey,
+};
 
-fn runtime() -> Runtime<AuditPayload> {
+fn runtime() -> RuntimeGuard<AuditPayload> {
     Runtime::<AuditPayload>::builder()
         .signing_key(SigningKey::generate())
         .sink(MemorySink::new())
