@@ -113,6 +113,9 @@ pub use format::seal::{
     ChainHead, FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError,
     SealReason,
 };
+/// Stream and event ids (re-exported so that users need no `uuid` dependency of their own).
+pub use uuid::Uuid;
+
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
 pub use pipeline::runtime::{

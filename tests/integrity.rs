@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use auditring::Uuid;
 use auditring::format::merkle::{MerkleBuilder, empty_root, leaf_hash};
 use auditring::sink::MemorySink;
 use auditring::verify::{FindingKind, Report, Severity, Status, Verifier, VerifierState};
@@ -36,7 +37,7 @@ enum Step {
 struct Forger {
     key: SigningKey,
     out: Vec<u8>,
-    stream: [u8; 16],
+    stream: Uuid,
     streams: u8,
     index: u64,
     next_seq: u64,
@@ -52,7 +53,7 @@ impl Forger {
         Self {
             key: key.clone(),
             out: Vec::new(),
-            stream: [0; 16],
+            stream: Uuid::nil(),
             streams: 0,
             index: 0,
             next_seq: 0,
@@ -68,8 +69,9 @@ impl Forger {
         for _ in 0..n {
             let mut p = AuditPayload::default();
             p.set_action("http.get");
-            let mut id = self.stream;
+            let mut id = *self.stream.as_bytes();
             id[15] = self.next_seq as u8;
+            let id = Uuid::from_bytes(id);
             let line = event_line(
                 &self.stream,
                 self.next_seq,
@@ -101,8 +103,9 @@ impl Forger {
                 };
             }
             self.streams += 1;
-            self.stream = [self.streams; 16];
-            self.stream[6] = 0x70;
+            let mut stream = [self.streams; 16];
+            stream[6] = 0x70;
+            self.stream = Uuid::from_bytes(stream);
             self.index = 0;
             self.batch.reset();
             self.batch_count = 0;

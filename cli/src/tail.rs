@@ -230,7 +230,13 @@ mod tests {
             .set_deny_reason("nope");
         p.decision = Decision::Deny;
         p.enforcement_latency_us = 12;
-        let event = auditring::event_line(&[1; 16], 7, &[2; 16], 0, &p);
+        let event = auditring::event_line(
+            &auditring::Uuid::from_bytes([1; 16]),
+            7,
+            &auditring::Uuid::from_bytes([2; 16]),
+            0,
+            &p,
+        );
         let text = render(&event, &style);
         assert!(text.contains("#7"), "{text}");
         assert!(text.contains("deny"));
@@ -238,7 +244,7 @@ mod tests {
         assert!(text.contains("(nope)"));
         let key = SigningKey::generate();
         let seal = Seal {
-            stream: [1; 16],
+            stream: auditring::Uuid::from_bytes([1; 16]),
             index: 3,
             reason: SealReason::Size,
             seq_start: 8,

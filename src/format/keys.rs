@@ -548,11 +548,11 @@ impl PublicKey {
     /// # Examples
     ///
     /// ```
-    /// use auditring::{SigningKey, Seal, SealReason, GENESIS, Orphans};
+    /// use auditring::{SigningKey, Seal, SealReason, GENESIS, Orphans, Uuid};
     ///
     /// let key = SigningKey::generate();
     /// let seal = Seal {
-    ///     stream: [1; 16], index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
+    ///     stream: Uuid::from_bytes([1; 16]), index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
     ///     root: auditring::format::merkle::empty_root(), prev: GENESIS, dropped: 0,
     ///     dropped_total: 0, sink_errors: 0, orphans: Orphans::NONE, unix_nanos: 0,
     ///     key_id: key.key_id(),

@@ -9,6 +9,7 @@
 //! ([`Seal::parse_line`]).
 
 use core::fmt;
+use uuid::Uuid;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -22,11 +23,11 @@ use crate::format::seal::{Seal, SealLineError};
 ///
 /// ```
 /// use auditring::format::line::{Line, read};
-/// use auditring::{AuditPayload, event_line};
+/// use auditring::{AuditPayload, Uuid, event_line};
 ///
 /// let mut payload = AuditPayload::default();
 /// payload.set_action("http.get");
-/// let bytes = event_line(&[1; 16], 7, &[2; 16], 0, &payload);
+/// let bytes = event_line(&Uuid::nil(), 7, &Uuid::max(), 0, &payload);
 /// let Ok(Line::Event(event)) = read(&bytes) else { panic!("an event line") };
 /// assert_eq!(event.seq, 7);
 /// assert!(event.payload.starts_with(r#"{"session_id":"#));
@@ -45,7 +46,7 @@ pub enum Line<'a> {
 #[non_exhaustive]
 pub struct EventLine<'a> {
     /// The stream (run) the event belongs to.
-    pub stream: [u8; 16],
+    pub stream: Uuid,
     /// Its sequence number.
     pub seq: u64,
     /// Its UUID v7, as written.
@@ -121,10 +122,16 @@ mod tests {
     fn events_seals_and_others_are_told_apart() {
         let mut p = AuditPayload::default();
         p.set_action("x");
-        let line = crate::event_line(&[3; 16], 42, &[4; 16], 0, &p);
+        let line = crate::event_line(
+            &Uuid::from_bytes([3; 16]),
+            42,
+            &Uuid::from_bytes([4; 16]),
+            0,
+            &p,
+        );
         match read(&line) {
             Ok(Line::Event(e)) => {
-                assert_eq!((e.stream, e.seq), ([3; 16], 42));
+                assert_eq!((e.stream, e.seq), (Uuid::from_bytes([3; 16]), 42));
                 assert_eq!(e.ts, "1970-01-01T00:00:00.000000000Z");
                 assert!(e.payload.contains(r#""action":"x""#));
             }

@@ -12,7 +12,6 @@ use hdrhistogram::Histogram;
 
 use crate::capture::recorder::{FullPolicy, Recorder};
 use crate::capture::{Capture, CaptureBuilder, ConfigError, RecorderError};
-use crate::format::event::uuid_string;
 use crate::format::keys::SigningKey;
 use crate::format::redact::{Redaction, Redactor};
 use crate::format::seal::ChainHead;
@@ -24,6 +23,7 @@ use crate::pipeline::writer::SinkEntry;
 use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
 use crate::stats::{PayloadLatency, Percentiles, Stage};
 use serde::Serialize;
+use uuid::Uuid;
 
 /// Why a runtime could not be built. Each variant says what to change.
 #[derive(Debug)]
@@ -490,7 +490,7 @@ pub struct StatsSnapshot {
 #[non_exhaustive]
 pub struct ShutdownReport {
     /// The stream (run) id.
-    pub stream: String,
+    pub stream: Uuid,
     /// Events accepted by the ring.
     pub accepted: u64,
     /// Events sealed and handed to the sinks (equals `accepted`).
@@ -953,7 +953,7 @@ impl<T: Payload> RuntimeGuard<T> {
                 let _ = handle.join();
                 let capture = self.runtime.capture.stats();
                 Ok(ShutdownReport {
-                    stream: uuid_string(&outcome.stream),
+                    stream: outcome.stream,
                     accepted: capture.accepted,
                     refused: capture.refused,
                     sealed: outcome.sealed_events,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use uuid::Uuid;
 
 use hdrhistogram::Histogram;
 
@@ -24,7 +25,7 @@ use crate::stats::{Histograms, Stage};
 /// What the signer did over its whole run.
 #[derive(Clone, Debug)]
 pub(crate) struct SignerOutcome {
-    pub(crate) stream: [u8; 16],
+    pub(crate) stream: Uuid,
     pub(crate) sealed_events: u64,
     pub(crate) seals: u64,
     pub(crate) sink_errors: u64,
@@ -50,7 +51,7 @@ pub(crate) struct SignerConfig {
 
 /// The batch being built.
 struct BatchState {
-    stream: [u8; 16],
+    stream: Uuid,
     ids: IdGenerator,
     next_seq: u64,
     seq_start: u64,
