@@ -49,8 +49,8 @@ pub struct EventLine<'a> {
     pub stream: Uuid,
     /// Its sequence number.
     pub seq: u64,
-    /// Its UUID v7, as written.
-    pub id: &'a str,
+    /// Its UUID v7.
+    pub id: Uuid,
     /// Its capture time (RFC 3339), as written.
     pub ts: &'a str,
     /// Its payload: the JSON object exactly as written.
@@ -101,10 +101,16 @@ pub fn read(line: &[u8]) -> Result<Line<'_>, LineError> {
             }
             let fields: Fields<'_> =
                 serde_json::from_slice(line).map_err(|e| LineError::Event(e.to_string()))?;
+            let id = event::parse_uuid(fields.id).ok_or_else(|| {
+                LineError::Event(format!(
+                    "the id {:?} is not a lower-case hyphenated UUID",
+                    fields.id
+                ))
+            })?;
             Ok(Line::Event(EventLine {
                 stream: header.stream,
                 seq: header.seq,
-                id: fields.id,
+                id,
                 ts: fields.ts,
                 payload: fields.payload.get(),
             }))
@@ -125,13 +131,14 @@ mod tests {
         let line = crate::event_line(
             &Uuid::from_bytes([3; 16]),
             42,
-            &Uuid::from_bytes([4; 16]),
+            &Uuid::from_bytes([0xab; 16]),
             0,
             &p,
         );
         match read(&line) {
             Ok(Line::Event(e)) => {
                 assert_eq!((e.stream, e.seq), (Uuid::from_bytes([3; 16]), 42));
+                assert_eq!(e.id, Uuid::from_bytes([0xab; 16]));
                 assert_eq!(e.ts, "1970-01-01T00:00:00.000000000Z");
                 assert!(e.payload.contains(r#""action":"x""#));
             }
@@ -145,5 +152,15 @@ mod tests {
         let mut broken = line.clone();
         broken.truncate(line.len() - 5);
         assert!(matches!(read(&broken), Err(LineError::Event(_))));
+        // An id in another spelling than the log's one form is refused.
+        let text = String::from_utf8(line).unwrap();
+        let id = Uuid::from_bytes([0xab; 16]).to_string();
+        for other in [id.to_uppercase(), id.replace('-', ""), format!("{{{id}}}")] {
+            let changed = text.replace(&id, &other);
+            assert!(
+                matches!(read(changed.as_bytes()), Err(LineError::Event(_))),
+                "{other}"
+            );
+        }
     }
 }

@@ -51,7 +51,7 @@ impl Sink for TracingSink {
                 kind = "event",
                 stream = %e.stream,
                 seq = e.seq,
-                id = e.id,
+                id = %e.id,
                 ts = e.ts,
                 payload = e.payload,
             );
