@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rate = env_u64("GATEWAY_RATE", 50_000);
     // Decisions per 1 ms tick and worker; 0 = no pacing.
     let per_tick = rate.div_ceil(1000);
-    let cores = auditring::available_cores();
+    let cores = auditring::capture::affinity::available_cores();
 
     let dir = match std::env::var_os("GATEWAY_DIR") {
         Some(d) => std::path::PathBuf::from(d),
@@ -76,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .name(format!("gateway-worker-{w}"))
                 .spawn(move || {
                     if let Some(core) = core
-                        && let Err(e) = auditring::pin_current_thread(core)
+                        && let Err(e) = auditring::capture::affinity::pin_current_thread(core)
                     {
                         eprintln!("worker {w}: {e}");
                     }

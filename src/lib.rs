@@ -90,7 +90,7 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
-mod capture;
+pub mod capture;
 pub mod config;
 pub mod format;
 mod payload;
@@ -99,29 +99,22 @@ pub mod sink;
 pub mod stats;
 pub mod verify;
 
-pub use capture::affinity::{PinError, available_cores, pin_current_thread};
 pub use capture::recorder::{FullPolicy, RecordError, Recorder};
 pub use capture::{
-    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer,
-    DEFAULT_MAX_RING_BYTES, MAX_LANE_CAPACITY, MAX_PRODUCERS, RecorderError,
+    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, RecorderError,
 };
 pub use format::checkpoint::{Checkpoint, CheckpointError};
-pub use format::event::event_line;
-pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey, is_low_s};
+pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use format::redact::Redaction;
-pub use format::seal::{
-    ChainHead, FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError,
-    SealReason,
-};
-/// Stream and event ids (re-exported so that users need no `uuid` dependency of their own).
-pub use uuid::Uuid;
-
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
 pub use pipeline::runtime::{
     BuildError, Runtime, RuntimeBuilder, RuntimeGuard, RuntimeStats, ShutdownError, ShutdownReport,
     StageLatency, StatsSnapshot,
 };
+/// Stream and event ids (re-exported so that users need no `uuid`
+/// dependency of their own).
+pub use uuid::Uuid;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -3,11 +3,12 @@
 //! `AUDITRING_PRINT_FORMAT_EXAMPLE=1` prints the values.
 
 use auditring::Uuid;
+use auditring::format::event::event_line;
+use auditring::format::keys::is_low_s;
 use auditring::format::merkle::{empty_root, leaf_hash, node_hash};
+use auditring::format::seal::{GENESIS, Orphans, Seal, SealReason};
 use auditring::verify::{FindingKind, Severity, Status, Verifier};
-use auditring::{
-    AuditPayload, Decision, GENESIS, Orphans, Seal, SealReason, SigningKey, event_line, is_low_s,
-};
+use auditring::{AuditPayload, Decision, SigningKey};
 
 const FORMAT: &str = include_str!("../docs/FORMAT.md");
 

@@ -8,13 +8,12 @@
 use std::time::{Duration, Instant};
 
 use auditring::Uuid;
+use auditring::format::event::event_line;
 use auditring::format::merkle::{MerkleBuilder, empty_root, leaf_hash};
+use auditring::format::seal::{GENESIS, Orphans, Seal, SealReason};
 use auditring::sink::MemorySink;
 use auditring::verify::{FindingKind, Report, Severity, Status, Verifier, VerifierState};
-use auditring::{
-    AuditPayload, Checkpoint, FullPolicy, GENESIS, Orphans, Runtime, Seal, SealReason, SigningKey,
-    event_line,
-};
+use auditring::{AuditPayload, Checkpoint, FullPolicy, Runtime, SigningKey};
 use proptest::prelude::*;
 
 #[path = "common/crafted.rs"]
@@ -210,13 +209,13 @@ fn run_after(key: &SigningKey, prefix: &[u8], events: u64) -> (Vec<u8>, Checkpoi
 }
 
 /// Where a memory log ends, for the next run.
-fn tail_of(key: &SigningKey, log: &[u8]) -> auditring::ChainHead {
+fn tail_of(key: &SigningKey, log: &[u8]) -> auditring::format::seal::ChainHead {
     let verifier = Verifier::new([key.public_key()]);
     let mut pass = verifier.start();
     pass.feed("<memory>", log, &mut |_| {}).unwrap();
     match pass.checkpoint() {
-        None => auditring::ChainHead::genesis(),
-        Some(c) => auditring::ChainHead {
+        None => auditring::format::seal::ChainHead::genesis(),
+        Some(c) => auditring::format::seal::ChainHead {
             prev: c.hash,
             next_seq: c.next_seq,
             previous_closed: true,

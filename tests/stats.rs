@@ -124,7 +124,7 @@ fn a_core_that_does_not_exist_is_refused_at_build() {
         err.to_string().contains("core 100000 is not available"),
         "{err}"
     );
-    let core = auditring::available_cores()[0];
+    let core = auditring::capture::affinity::available_cores()[0];
     let pinned = Runtime::<AuditPayload>::builder()
         .signing_key(SigningKey::generate())
         .sink(MemorySink::new())

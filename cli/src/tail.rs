@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn events_and_seals_render() {
-        use auditring::{AuditPayload, Decision, Orphans, Seal, SealReason, SigningKey};
+        use auditring::format::seal::{Orphans, Seal, SealReason};
+        use auditring::{AuditPayload, Decision, SigningKey};
         let style = Style { color: false };
         let mut p = AuditPayload::default();
         p.set_action("http.get")
@@ -230,7 +231,7 @@ mod tests {
             .set_deny_reason("nope");
         p.decision = Decision::Deny;
         p.enforcement_latency_us = 12;
-        let event = auditring::event_line(
+        let event = auditring::format::event::event_line(
             &auditring::Uuid::from_bytes([1; 16]),
             7,
             &auditring::Uuid::from_bytes([2; 16]),

@@ -160,7 +160,8 @@ pub(crate) fn write_event_line<T: Payload>(
 /// # Examples
 ///
 /// ```
-/// use auditring::{AuditPayload, Uuid, event_line};
+/// use auditring::{AuditPayload, Uuid};
+/// use auditring::format::event::event_line;
 ///
 /// let line = event_line(&Uuid::nil(), 7, &Uuid::max(), 0, &AuditPayload::default());
 /// assert!(line.starts_with(br#"{"v":2,"kind":"event","stream":"00000000-0000-0000-0000-000000000000","seq":7,"#));

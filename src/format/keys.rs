@@ -548,7 +548,8 @@ impl PublicKey {
     /// # Examples
     ///
     /// ```
-    /// use auditring::{SigningKey, Seal, SealReason, GENESIS, Orphans, Uuid};
+    /// use auditring::{SigningKey, Uuid};
+    /// use auditring::format::seal::{Seal, SealReason, GENESIS, Orphans};
     ///
     /// let key = SigningKey::generate();
     /// let seal = Seal {
@@ -576,9 +577,9 @@ impl PublicKey {
 /// ```
 /// let mut sig = [0u8; 64];
 /// sig[63] = 1;
-/// assert!(auditring::is_low_s(&sig));
+/// assert!(auditring::format::keys::is_low_s(&sig));
 /// sig[32] = 0xff;
-/// assert!(!auditring::is_low_s(&sig));
+/// assert!(!auditring::format::keys::is_low_s(&sig));
 /// ```
 pub fn is_low_s(signature: &[u8; 64]) -> bool {
     /// floor(n / 2) for the P-256 group order n, big-endian.

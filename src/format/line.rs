@@ -23,7 +23,8 @@ use crate::format::seal::{Seal, SealLineError};
 ///
 /// ```
 /// use auditring::format::line::{Line, read};
-/// use auditring::{AuditPayload, Uuid, event_line};
+/// use auditring::{AuditPayload, Uuid};
+/// use auditring::format::event::event_line;
 ///
 /// let mut payload = AuditPayload::default();
 /// payload.set_action("http.get");
@@ -128,7 +129,7 @@ mod tests {
     fn events_seals_and_others_are_told_apart() {
         let mut p = AuditPayload::default();
         p.set_action("x");
-        let line = crate::event_line(
+        let line = crate::format::event::event_line(
             &Uuid::from_bytes([3; 16]),
             42,
             &Uuid::from_bytes([0xab; 16]),

@@ -4,11 +4,11 @@
 //! specifies what these modules write and read.
 
 pub(crate) mod checkpoint;
-pub(crate) mod event;
+pub mod event;
 pub(crate) mod json;
-pub(crate) mod keys;
+pub mod keys;
 pub mod line;
 pub(crate) mod logfile;
 pub mod merkle;
 pub(crate) mod redact;
-pub(crate) mod seal;
+pub mod seal;

@@ -42,7 +42,7 @@ pub const GENESIS: Hash = [0; 32];
 /// # Examples
 ///
 /// ```
-/// use auditring::Orphans;
+/// use auditring::format::seal::Orphans;
 /// assert_eq!(Orphans::NONE.count, 0);
 /// assert_eq!(Orphans::NONE.root, auditring::format::merkle::empty_root());
 /// ```
@@ -78,7 +78,7 @@ impl Default for Orphans {
 /// # Examples
 ///
 /// ```
-/// use auditring::ChainHead;
+/// use auditring::format::seal::ChainHead;
 /// let fresh = ChainHead::genesis();
 /// assert_eq!(fresh.next_seq, 0);
 /// ```
@@ -119,7 +119,7 @@ impl Default for ChainHead {
 /// # Examples
 ///
 /// ```
-/// use auditring::SealReason;
+/// use auditring::format::seal::SealReason;
 /// assert_eq!(SealReason::Timer.as_str(), "timer");
 /// assert_eq!(SealReason::from_name("close"), Some(SealReason::Close));
 /// ```
@@ -285,13 +285,14 @@ impl Seal {
     /// # Examples
     ///
     /// ```
-    /// use auditring::{SigningKey, Seal, SealReason, GENESIS, Uuid};
+    /// use auditring::{SigningKey, Uuid};
+    /// use auditring::format::seal::{Seal, SealReason, GENESIS};
     ///
     /// let key = SigningKey::generate();
     /// let seal = Seal {
     ///     stream: Uuid::from_bytes([1; 16]), index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
     ///     root: auditring::format::merkle::empty_root(), prev: GENESIS, dropped: 0,
-    ///     dropped_total: 0, sink_errors: 0, orphans: auditring::Orphans::NONE, unix_nanos: 0,
+    ///     dropped_total: 0, sink_errors: 0, orphans: auditring::format::seal::Orphans::NONE, unix_nanos: 0,
     ///     key_id: key.key_id(),
     /// };
     /// let line = seal.to_line(&key.sign_seal(&seal));

@@ -195,7 +195,7 @@ impl FlushHandle {
     /// may not be included.
     ///
     /// The log stays open: it has no close seal until
-    /// [`shutdown`](crate::Runtime::shutdown), so a verifier reports a
+    /// [`shutdown`](crate::RuntimeGuard::shutdown), so a verifier reports a
     /// flushed log of a process that then exits as incomplete
     /// (`missing_close`), with every flushed event sealed.
     ///
@@ -246,7 +246,7 @@ impl FlushHandle {
         Ok(FlushReport {
             sealed: self.pipeline.sealed_events.load(Ordering::Relaxed),
             seals: self.pipeline.seals.load(Ordering::Relaxed),
-            sink_errors: self.pipeline.sink_errors.load(Ordering::Relaxed),
+            sink_errors: self.pipeline.sink_errors.load(Ordering::Acquire),
             last_sink_error,
         })
     }

@@ -236,7 +236,7 @@ impl<T: Payload> RuntimeBuilder<T> {
     }
 
     /// The most memory the capture ring may take (default 1 GiB,
-    /// [`DEFAULT_MAX_RING_BYTES`](crate::DEFAULT_MAX_RING_BYTES)). The ring
+    /// [`DEFAULT_MAX_RING_BYTES`](crate::capture::DEFAULT_MAX_RING_BYTES)). The ring
     /// takes `max_producers × lane_capacity` slots of a capture stamp and
     /// a payload each (about 1.3 KiB for [`AuditPayload`]), allocated and
     /// written at [`build`](RuntimeBuilder::build); a configuration above
@@ -298,7 +298,7 @@ impl<T: Payload> RuntimeBuilder<T> {
     }
 
     /// Pins the signer thread to this core (see
-    /// [`available_cores`](crate::available_cores)); checked by
+    /// [`available_cores`](crate::capture::affinity::available_cores)); checked by
     /// [`build`](RuntimeBuilder::build).
     pub fn signer_core(mut self, core: usize) -> Self {
         self.signer_core = Some(core);
@@ -319,7 +319,7 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
-    /// How long [`Runtime::shutdown`] waits for the signer to drain.
+    /// How long [`RuntimeGuard::shutdown`] waits for the signer to drain.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -352,7 +352,7 @@ impl<T: Payload> RuntimeBuilder<T> {
             return Err(BuildError::RedactionKey);
         }
         if let Some(core) = self.signer_core {
-            let available = crate::available_cores();
+            let available = crate::capture::affinity::available_cores();
             if !available.contains(&core) {
                 return Err(BuildError::Pin(
                     crate::capture::affinity::PinError::NoSuchCore { core, available },
@@ -417,7 +417,7 @@ impl<T: Payload> RuntimeBuilder<T> {
                 // However this thread ends, waiting flushes are released.
                 let _stopped = stopped;
                 if let Some(core) = core
-                    && let Err(e) = crate::pin_current_thread(core)
+                    && let Err(e) = crate::capture::affinity::pin_current_thread(core)
                 {
                     tracing::error!(target: "auditring", error = %e, "cannot pin the audit signer");
                 }
@@ -697,7 +697,7 @@ impl<T: Payload> Runtime<T> {
             refused: capture.refused,
             sealed: pipeline.sealed_events.load(Ordering::Relaxed),
             seals: pipeline.seals.load(Ordering::Relaxed),
-            sink_errors: pipeline.sink_errors.load(Ordering::Relaxed),
+            sink_errors: pipeline.sink_errors.load(Ordering::Acquire),
             checkpoint: *lock(&pipeline.written_head),
         }
     }

@@ -56,10 +56,13 @@ impl Pipeline {
         }
     }
 
-    /// Counts a sink failure and keeps it as the last one.
+    /// Keeps a sink failure as the last one, then counts it: whoever sees
+    /// the count grow finds the failure already stored.
     pub(crate) fn failed(&self, failure: SinkFailure) {
-        self.sink_errors.fetch_add(1, Ordering::Relaxed);
         *lock(&self.last_error) = Some(failure);
+        // Release: pairs with an Acquire load of the count, so the stored
+        // failure is visible to whoever sees the new count.
+        self.sink_errors.fetch_add(1, Ordering::Release);
     }
 
     pub(crate) fn last_error(&self) -> Option<SinkFailure> {

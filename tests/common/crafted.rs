@@ -3,8 +3,10 @@
 //! every line falls inside a tracked gap. Shared by the linear-time test
 //! and the verifier benchmark.
 
+use auditring::format::event::event_line;
 use auditring::format::merkle::empty_root;
-use auditring::{AuditPayload, GENESIS, Orphans, Seal, SealReason, SigningKey, Uuid, event_line};
+use auditring::format::seal::{GENESIS, Orphans, Seal, SealReason};
+use auditring::{AuditPayload, SigningKey, Uuid};
 
 /// `lines` event lines of the bisecting pattern after an opening seal
 /// signed by `key`.
