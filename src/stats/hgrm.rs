@@ -128,17 +128,19 @@ impl Distribution {
         }
     }
 
-    /// The value at percentile `q` (a fraction): that of the first row
-    /// at or above `q`, so exact at the rows' percentiles (50 % among
-    /// them) and an upper bound within one reporting step elsewhere;
+    /// The value at percentile `q` (a fraction): the first row whose
+    /// total count covers `q` of the values, so exact for every value that
+    /// has its own row (the median, the maximum, the top of a body before
+    /// a tail) and otherwise an upper bound within one reporting step;
     /// `max` for `q` of 1, 0 when nothing was recorded.
     pub fn value_at_percentile(&self, q: f64) -> f64 {
         if q >= 1.0 {
             return self.max;
         }
+        let target = ((q.max(0.0) * self.count as f64).ceil() as u64).max(1);
         self.rows
             .iter()
-            .find(|r| r.percentile >= q)
+            .find(|r| r.total_count >= target)
             .or(self.rows.last())
             .map_or(0.0, |r| r.value)
     }
