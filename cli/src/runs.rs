@@ -252,12 +252,13 @@ pub fn is_comparison(series: &[Series]) -> bool {
 pub fn panels(series: &[Series]) -> Vec<Panel<'_>> {
     let mut panels: Vec<(Quantity, String, Panel<'_>)> = Vec::new();
     let compare = is_comparison(series);
+    let common = common_dir(series.iter().map(|s| s.input.as_str()));
     for s in series {
         let (key, title, label) = if compare {
             (
                 s.name.clone(),
                 format!("{}: {}", s.quantity.as_str(), s.name),
-                s.input.clone(),
+                s.input[common..].to_owned(),
             )
         } else {
             (String::new(), s.quantity.title().to_owned(), s.name.clone())
@@ -279,6 +280,24 @@ pub fn panels(series: &[Series]) -> Vec<Panel<'_>> {
     }
     panels.sort_by_key(|(q, _, _)| *q);
     panels.into_iter().map(|(_, _, p)| p).collect()
+}
+
+/// The length of the directory prefix all labels share (up to and
+/// including a `/`), so that legends show what tells the runs apart.
+fn common_dir<'a>(mut labels: impl Iterator<Item = &'a str>) -> usize {
+    let Some(first) = labels.next() else {
+        return 0;
+    };
+    let mut len = first.len();
+    for label in labels {
+        len = first
+            .bytes()
+            .zip(label.bytes())
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count();
+    }
+    first[..len].rfind('/').map_or(0, |i| i + 1)
 }
 
 /// One row of a comparison: a series and its change from the first

@@ -187,6 +187,20 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// A path cut from the left, keeping its end (the part that tells files
+/// apart).
+fn truncate_left(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    if count <= n {
+        s.to_owned()
+    } else {
+        ['…']
+            .into_iter()
+            .chain(s.chars().skip(count - n + 1))
+            .collect()
+    }
+}
+
 /// The HdrHistogram percentile distribution of every pair's enforcement
 /// latency.
 pub fn print_distributions(stats: &LogStats) {
@@ -325,7 +339,7 @@ fn print_stages(series: &[crate::runs::Series]) {
         let [p50, p90, p99, p999, max] = s.summary.map(format_us);
         println!(
             "{:<40} {:>10} | {p50:>9} {p90:>9} {p99:>9} {p999:>9} {max:>9}",
-            truncate(&escape(&s.input), 40),
+            truncate_left(&escape(&s.input), 40),
             s.count
         );
     }
@@ -358,7 +372,7 @@ fn print_differences(series: &[crate::runs::Series]) {
             };
             println!(
                 "  {:<36} {:>9} | {:>17} {:>17} {:>17} {:>17}",
-                truncate(&escape(&s.input), 36),
+                truncate_left(&escape(&s.input), 36),
                 s.count,
                 cell(0),
                 cell(2),
