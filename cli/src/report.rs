@@ -293,7 +293,7 @@ fn counts(out: &mut String, report: &Report, counters: Option<&(PathBuf, Counter
     out.push_str("<table class=\"counts\"><tr><th class=\"text\">from the log (signed)</th><th>count</th></tr>\n");
     for (name, value) in [
         ("events read", report.events),
-        ("events sealed (verified)", report.sealed_events),
+        ("events the seals account for", report.sealed_events),
         ("dropped (signed loss)", report.dropped),
         ("sink errors (signed)", sink_errors),
         ("seals", report.seals),

@@ -162,7 +162,7 @@ fn report_has_the_verdict_counts_one_row_per_pair_and_the_plots() {
         4,
         "one row per pair"
     );
-    assert!(page.contains("<td class=\"text\">events sealed (verified)</td><td>500</td>"));
+    assert!(page.contains("<td class=\"text\">events the seals account for</td><td>500</td>"));
     assert!(
         page.contains("<td class=\"text\">refused</td><td>0</td>"),
         "the runtime's counters"
