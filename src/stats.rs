@@ -8,10 +8,10 @@
 //! the top of the range and counted as saturated: never a panic, never a
 //! silent loss.
 
-use std::fmt::Write as _;
-
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+pub mod hgrm;
 
 /// Highest value the histograms hold (in their unit): one hour in µs.
 const HIGHEST: u64 = 3_600_000_000;
@@ -411,42 +411,7 @@ impl Histograms {
 /// assert!(text.contains("#[Max     =      100.000, Total count    =          100]"));
 /// ```
 pub fn percentile_distribution(h: &Histogram<u64>, scale: f64) -> String {
-    let mut out = String::new();
-    out.push_str("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
-    let mut count = 0u64;
-    for v in h.iter_quantiles(5) {
-        let q = v.quantile_iterated_to();
-        let value = v.value_iterated_to() as f64 / scale;
-        count += v.count_since_last_iteration();
-        if q < 1.0 {
-            let _ = writeln!(
-                out,
-                "{value:12.3} {q:2.12} {count:10} {:14.2}",
-                1.0 / (1.0 - q)
-            );
-        } else {
-            let _ = writeln!(out, "{value:12.3} {q:2.12} {count:10}");
-        }
-    }
-    let _ = writeln!(
-        out,
-        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
-        h.mean() / scale,
-        h.stdev() / scale
-    );
-    let _ = writeln!(
-        out,
-        "#[Max     = {:12.3}, Total count    = {:12}]",
-        h.max() as f64 / scale,
-        h.len()
-    );
-    let _ = writeln!(
-        out,
-        "#[Buckets = {:12}, SubBuckets     = {:12}]",
-        h.buckets(),
-        h.distinct_values()
-    );
-    out
+    hgrm::Distribution::of(h, scale).to_text()
 }
 
 #[cfg(test)]

@@ -8,4 +8,5 @@ pub(crate) mod hasher;
 pub(crate) mod runtime;
 pub(crate) mod shared;
 pub(crate) mod signer;
+pub(crate) mod stage_files;
 pub(crate) mod writer;

@@ -19,6 +19,7 @@ use crate::payload::{AuditPayload, Payload};
 use crate::pipeline::flush::{FlushError, FlushHandle, FlushReport, StopOnDrop};
 use crate::pipeline::shared::{Pipeline, lock};
 use crate::pipeline::signer::{Signer, SignerConfig, SignerOutcome};
+use crate::pipeline::stage_files::StageFiles;
 use crate::pipeline::writer::SinkEntry;
 use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
 use crate::stats::{PayloadLatency, Percentiles, Stage};
@@ -46,6 +47,14 @@ pub enum BuildError {
     RedactionKey,
     /// The signer core does not exist (or is not available to the process).
     Pin(crate::capture::affinity::PinError),
+    /// The directory of the stage histogram files could not be created
+    /// (or their thread started).
+    StageHistograms {
+        /// The directory given to `stage_histograms`.
+        dir: std::path::PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
     /// A sink could not read where its existing log ends.
     Resume {
         /// The sink's name.
@@ -77,6 +86,11 @@ impl fmt::Display for BuildError {
             BuildError::Resume { sink, source } => {
                 write!(f, "sink '{sink}' cannot continue its existing log: {source}")
             }
+            BuildError::StageHistograms { dir, source } => write!(
+                f,
+                "stage_histograms: cannot write into {}: {source} (choose a writable directory)",
+                dir.display()
+            ),
         }
     }
 }
@@ -86,7 +100,9 @@ impl std::error::Error for BuildError {
         match self {
             BuildError::Config(e) => Some(e),
             BuildError::Pin(e) => Some(e),
-            BuildError::Spawn(e) | BuildError::Resume { source: e, .. } => Some(e),
+            BuildError::Spawn(e)
+            | BuildError::Resume { source: e, .. }
+            | BuildError::StageHistograms { source: e, .. } => Some(e),
             _ => None,
         }
     }
@@ -117,6 +133,7 @@ impl From<ConfigError> for BuildError {
 /// | [`signer_core`](RuntimeBuilder::signer_core) | not pinned | core the signer thread is pinned to |
 /// | [`redact`](RuntimeBuilder::redact) | none | fields removed, masked or replaced by an HMAC before encoding |
 /// | [`redaction_key`](RuntimeBuilder::redaction_key) | none | secret of HMAC redaction (16 bytes or more) |
+/// | [`stage_histograms`](RuntimeBuilder::stage_histograms) | off | stage histograms written as `.hgrm` files to a directory, periodically and at shutdown |
 ///
 /// # Examples
 ///
@@ -150,6 +167,7 @@ pub struct RuntimeBuilder<T: Payload = AuditPayload> {
     redactions: Vec<(String, Redaction)>,
     /// Wiped from memory when the builder is dropped.
     redaction_key: zeroize::Zeroizing<Vec<u8>>,
+    stage_histograms: Option<(std::path::PathBuf, Duration)>,
 }
 
 impl<T: Payload> Default for RuntimeBuilder<T> {
@@ -167,6 +185,7 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
             signer_core: None,
             redactions: Vec::new(),
             redaction_key: zeroize::Zeroizing::new(Vec::new()),
+            stage_histograms: None,
         }
     }
 }
@@ -184,6 +203,7 @@ impl<T: Payload> fmt::Debug for RuntimeBuilder<T> {
             .field("report_interval", &self.report_interval)
             .field("signer_core", &self.signer_core)
             .field("redactions", &self.redactions)
+            .field("stage_histograms", &self.stage_histograms)
             .finish_non_exhaustive()
     }
 }
@@ -319,6 +339,48 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
+    /// Writes every pipeline stage's histogram into `dir`, one file per
+    /// stage in HdrHistogram's percentile-distribution format (readable by
+    /// HdrHistogram's plotter and by `auditring stats --plot` and
+    /// `auditring report`), every `every` and once more at shutdown; a
+    /// zero `every` writes only at shutdown. Values are in microseconds
+    /// (three decimals). The runtime's counters go beside them, in
+    /// [`COUNTERS_FILE`](crate::stats::hgrm::COUNTERS_FILE). A thread of
+    /// its own (`auditring-stats`) writes them, never `record`: it copies
+    /// the published histograms (see
+    /// [`stats_snapshot`](Runtime::stats_snapshot)); the last write
+    /// follows the signer's and writer's last publication at shutdown.
+    /// Default: off. The directory is created by
+    /// [`build`](RuntimeBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use auditring::sink::MemorySink;
+    /// use auditring::stats::{Stage, hgrm};
+    /// use auditring::{AuditPayload, Runtime, SigningKey};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("auditring-hgrm-doc-{}", std::process::id()));
+    /// let runtime = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(MemorySink::new())
+    ///     .stage_histograms(&dir, Duration::from_secs(10))
+    ///     .build()?;
+    /// let mut r = runtime.recorder()?;
+    /// r.record(|e| { e.set_action("read"); })?;
+    /// drop(r);
+    /// runtime.shutdown()?;
+    /// let text = std::fs::read_to_string(hgrm::stage_file(&dir, Stage::Sealed))?;
+    /// assert_eq!(hgrm::Distribution::parse(&text)?.count, 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stage_histograms(mut self, dir: impl Into<std::path::PathBuf>, every: Duration) -> Self {
+        self.stage_histograms = Some((dir.into(), every));
+        self
+    }
+
     /// How long [`RuntimeGuard::shutdown`] waits for the signer to drain.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
@@ -392,6 +454,21 @@ impl<T: Payload> RuntimeBuilder<T> {
             .unwrap_or_else(ChainHead::genesis);
         let (capture, consumer) = self.capture.build()?;
         let pipeline = Arc::new(Pipeline::new(Arc::clone(capture.intake())));
+        let stage_files = match self.stage_histograms {
+            Some((dir, every)) => {
+                let (capture, shared) = (capture.clone(), Arc::clone(&pipeline));
+                Some(
+                    StageFiles::spawn(
+                        dir.clone(),
+                        every,
+                        Arc::clone(&pipeline),
+                        Box::new(move || runtime_stats(&capture, &shared)),
+                    )
+                    .map_err(|source| BuildError::StageHistograms { dir, source })?,
+                )
+            }
+            None => None,
+        };
         let signer = Signer::new(
             consumer,
             SignerConfig {
@@ -437,7 +514,21 @@ impl<T: Payload> RuntimeBuilder<T> {
             signer: Some(thread),
             outcome,
             shutdown_timeout: self.shutdown_timeout,
+            stage_files,
         })
+    }
+}
+
+fn runtime_stats<T: Payload>(capture: &Capture<T>, pipeline: &Pipeline) -> RuntimeStats {
+    let ring = capture.stats();
+    RuntimeStats {
+        accepted: ring.accepted,
+        dropped: ring.dropped,
+        refused: ring.refused,
+        sealed: pipeline.sealed_events.load(Ordering::Relaxed),
+        seals: pipeline.seals.load(Ordering::Relaxed),
+        sink_errors: pipeline.sink_errors.load(Ordering::Acquire),
+        checkpoint: *lock(&pipeline.written_head),
     }
 }
 
@@ -689,17 +780,7 @@ impl<T: Payload> Runtime<T> {
 
     /// Counters so far.
     pub fn stats(&self) -> RuntimeStats {
-        let capture = self.capture.stats();
-        let pipeline = self.pipeline();
-        RuntimeStats {
-            accepted: capture.accepted,
-            dropped: capture.dropped,
-            refused: capture.refused,
-            sealed: pipeline.sealed_events.load(Ordering::Relaxed),
-            seals: pipeline.seals.load(Ordering::Relaxed),
-            sink_errors: pipeline.sink_errors.load(Ordering::Acquire),
-            checkpoint: *lock(&pipeline.written_head),
-        }
+        runtime_stats(&self.capture, self.pipeline())
     }
 
     /// Counters and latency percentiles: every pipeline stage and the
@@ -916,6 +997,8 @@ pub struct RuntimeGuard<T: Payload = AuditPayload> {
     signer: Option<JoinHandle<()>>,
     outcome: mpsc::Receiver<SignerOutcome>,
     shutdown_timeout: Duration,
+    /// Written once more, then stopped, after the signer has finished.
+    stage_files: Option<StageFiles>,
 }
 
 impl<T: Payload> RuntimeGuard<T> {
@@ -938,6 +1021,14 @@ impl<T: Payload> RuntimeGuard<T> {
     }
 
     fn stop_signer(&mut self) -> Result<ShutdownReport, ShutdownError> {
+        let result = self.stop_signer_thread();
+        if let Some(files) = self.stage_files.take() {
+            files.finish();
+        }
+        result
+    }
+
+    fn stop_signer_thread(&mut self) -> Result<ShutdownReport, ShutdownError> {
         let pipeline = self.runtime.pipeline();
         let Some(handle) = self.signer.take() else {
             return Err(ShutdownError::SignerDied {
