@@ -34,13 +34,14 @@
 //!
 //! let key = SigningKey::generate(); // or SigningKey::from_file("audit-key.pem")?
 //! let log = MemorySink::new();      // or FileSink::open("audit.jsonl")?
-//! let runtime = Runtime::<AuditPayload>::builder()
+//! // The guard owns shutdown; the runtime handle it gives is Clone + Sync.
+//! let guard = Runtime::<AuditPayload>::builder()
 //!     .signing_key(key.clone())
 //!     .sink(log.clone())
 //!     .build()?;
 //!
 //! // On a gateway worker thread: one recorder per thread.
-//! let mut recorder = runtime.recorder()?;
+//! let mut recorder = guard.runtime().recorder()?;
 //! let worker = std::thread::spawn(move || {
 //!     for i in 0..100u64 {
 //!         recorder.record(|e| {
@@ -55,7 +56,7 @@
 //! });
 //! worker.join().unwrap()?;
 //!
-//! let report = runtime.shutdown()?;
+//! let report = guard.shutdown()?;
 //! assert_eq!(report.sealed, 100);
 //!
 //! let verified = Verifier::new([key.public_key()]).verify_bytes(&log.bytes());
