@@ -109,10 +109,10 @@ pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use format::redact::Redaction;
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
 pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
-pub use pipeline::runtime::{
-    BuildError, Runtime, RuntimeBuilder, RuntimeGuard, RuntimeStats, ShutdownError, ShutdownReport,
-    StageLatency, StatsSnapshot,
+pub use pipeline::report::{
+    RuntimeStats, ShutdownError, ShutdownReport, StageLatency, StatsSnapshot,
 };
+pub use pipeline::runtime::{BuildError, Runtime, RuntimeBuilder, RuntimeGuard};
 /// Stream and event ids (re-exported so that users need no `uuid`
 /// dependency of their own).
 pub use uuid::Uuid;

@@ -96,7 +96,7 @@ fn worked_example_matches_the_document() {
         unix_nanos: T0,
         key_id: key.key_id(),
     };
-    let open_line = open.to_line(&key.sign_seal(&open));
+    let open_line = open.to_line(&open.sign(&key));
     values.push(("open preimage", hex(&open.preimage())));
     values.push(("open seal hash", hex(&open.hash())));
     values.push(("open line", String::from_utf8(open_line.clone()).unwrap()));
@@ -136,7 +136,7 @@ fn worked_example_matches_the_document() {
         unix_nanos: T0 + 5_000_000,
         key_id: key.key_id(),
     };
-    let sig = key.sign_seal(&size);
+    let sig = size.sign(&key);
     assert!(is_low_s(&sig));
     values.push(("size preimage", hex(&size.preimage())));
     values.push(("size seal hash", hex(&size.hash())));
@@ -172,7 +172,7 @@ fn worked_example_matches_the_document() {
         unix_nanos: T0 + 60_000_000_000,
         key_id: key.key_id(),
     };
-    let sig = key.sign_seal(&recovered);
+    let sig = recovered.sign(&key);
     values.push(("recovered preimage", hex(&recovered.preimage())));
     values.push(("recovered seal hash", hex(&recovered.hash())));
     let recovered_line = recovered.to_line(&sig);
@@ -197,7 +197,7 @@ fn worked_example_matches_the_document() {
         unix_nanos: T0 + 60_005_000_000,
         key_id: key.key_id(),
     };
-    let sig = key.sign_seal(&close);
+    let sig = close.sign(&key);
     let close_line = close.to_line(&sig);
     values.push(("close line", String::from_utf8(close_line.clone()).unwrap()));
     lines.push(close_line);

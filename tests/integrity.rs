@@ -135,7 +135,7 @@ impl Forger {
             key_id: self.key.key_id(),
         };
         self.out
-            .extend_from_slice(&seal.to_line(&self.key.sign_seal(&seal)));
+            .extend_from_slice(&seal.to_line(&seal.sign(&self.key)));
         self.out.push(b'\n');
         self.prev = seal.hash();
         if seals_events {
@@ -718,7 +718,7 @@ fn crafted_counters_saturate_instead_of_wrapping() {
             unix_nanos: 0,
             key_id: key.key_id(),
         };
-        log.extend_from_slice(&seal.to_line(&key.sign_seal(&seal)));
+        log.extend_from_slice(&seal.to_line(&seal.sign(&key)));
         log.push(b'\n');
     }
     let r = verify(&key, &log);

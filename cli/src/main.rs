@@ -15,6 +15,7 @@ use auditring::{PublicKey, SigningKey};
 use clap::{Parser, Subcommand};
 
 mod log;
+mod logstats;
 mod plot;
 mod report;
 mod runs;

@@ -18,9 +18,9 @@ use auditring::stats::hgrm::{COUNTERS_FILE, stage_file};
 use auditring::verify::{Report, Severity, Status};
 use hdrhistogram::Histogram;
 
+use crate::logstats::LogStats;
 use crate::plot::{self, escape};
 use crate::runs::{self, Content, Input, format_change, format_us};
-use crate::stats::LogStats;
 
 /// Findings listed per log at most (the rest are counted).
 const MAX_FINDINGS_SHOWN: usize = 200;

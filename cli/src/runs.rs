@@ -13,7 +13,7 @@ use auditring::PublicKey;
 use auditring::stats::hgrm::Distribution;
 use hdrhistogram::Histogram;
 
-use crate::stats::LogStats;
+use crate::logstats::LogStats;
 
 /// What an input holds.
 pub enum Content {
@@ -92,7 +92,7 @@ pub fn load(paths: &[PathBuf], keys: &[PublicKey]) -> Result<Vec<Input>, String>
         }
         let opened = crate::log_files(&files)?;
         let read: Vec<PathBuf> = opened.iter().map(|(p, _)| p.clone()).collect();
-        let stats = crate::stats::compute(opened, keys.to_vec())?;
+        let stats = crate::logstats::compute(opened, keys.to_vec())?;
         let label = if files.len() == 1 {
             files[0].display().to_string()
         } else {

@@ -259,7 +259,7 @@ mod tests {
             unix_nanos: 0,
             key_id: key.key_id(),
         };
-        let text = render(&seal.to_line(&key.sign_seal(&seal)), &style);
+        let text = render(&seal.to_line(&seal.sign(&key)), &style);
         assert!(
             text.contains("seal #3 size: 4 events seq 8..11, 2 dropped"),
             "{text}"

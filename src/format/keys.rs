@@ -418,13 +418,6 @@ impl SigningKey {
         self.key_id
     }
 
-    /// Signs a seal: ECDSA P-256 with SHA-256 over its
-    /// [preimage](crate::format::seal::Seal::preimage), deterministic (RFC 6979); the
-    /// signature as `r || s`, always in low-s form (`s <= n / 2`).
-    pub fn sign_seal(&self, seal: &crate::format::seal::Seal) -> [u8; 64] {
-        self.sign(&seal.preimage())
-    }
-
     /// ECDSA P-256 with SHA-256 over `message` (deterministic nonce,
     /// RFC 6979); the signature as `r || s`, 32 bytes each, normalized to
     /// low s: of the two valid values `s` and `n - s`, always the smaller,
@@ -558,7 +551,7 @@ impl PublicKey {
     ///     dropped_total: 0, sink_errors: 0, orphans: Orphans::NONE, unix_nanos: 0,
     ///     key_id: key.key_id(),
     /// };
-    /// let sig = key.sign_seal(&seal);
+    /// let sig = seal.sign(&key);
     /// assert!(key.public_key().verify(&seal.preimage(), &sig));
     /// ```
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {

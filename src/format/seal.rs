@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::format::event::SEAL_PREFIX;
 use crate::format::json::{self, RFC3339_LEN};
-use crate::format::keys::KeyId;
+use crate::format::keys::{KeyId, SigningKey};
 use crate::format::merkle::{EMPTY_ROOT, Hash};
 
 /// Version of the log format written in every line's `v` field.
@@ -280,6 +280,13 @@ impl Seal {
         Sha256::digest(self.preimage()).into()
     }
 
+    /// Signs the seal with `key`: ECDSA P-256 with SHA-256 over its
+    /// [preimage](Seal::preimage), deterministic (RFC 6979); the signature
+    /// as `r || s`, always in low-s form (`s <= n / 2`).
+    pub fn sign(&self, key: &SigningKey) -> [u8; 64] {
+        key.sign(&self.preimage())
+    }
+
     /// The seal line for this seal and signature, without its newline.
     ///
     /// # Examples
@@ -295,7 +302,7 @@ impl Seal {
     ///     dropped_total: 0, sink_errors: 0, orphans: auditring::format::seal::Orphans::NONE, unix_nanos: 0,
     ///     key_id: key.key_id(),
     /// };
-    /// let line = seal.to_line(&key.sign_seal(&seal));
+    /// let line = seal.to_line(&seal.sign(&key));
     /// assert_eq!(Seal::parse_line(&line).unwrap().0, seal);
     /// ```
     pub fn to_line(&self, signature: &[u8; 64]) -> Vec<u8> {

@@ -12,71 +12,11 @@
 
 use core::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::pipeline::shared::{Pipeline, lock};
 use crate::sink::SinkFailure;
-
-/// Flush requests and their completion, shared by the callers, the signer
-/// and the writer.
-#[derive(Debug, Default)]
-pub(crate) struct FlushShared {
-    /// Tickets handed out so far. Incremented by a caller with `AcqRel`
-    /// after its events were recorded; loaded by the signer with `Acquire`,
-    /// so that every event the caller saw accepted is visible in the ring
-    /// when the signer serves the ticket.
-    requested: AtomicU64,
-    state: std::sync::Mutex<FlushState>,
-    /// Signalled when `state` changes.
-    changed: std::sync::Condvar,
-}
-
-#[derive(Debug, Default)]
-struct FlushState {
-    /// Every ticket up to this one is written and flushed.
-    flushed: u64,
-    /// Flush failures of required sinks so far.
-    failures: u64,
-    /// The signer has stopped: no further ticket will be served.
-    stopped: bool,
-}
-
-impl FlushShared {
-    /// The latest ticket asked for (signer side).
-    pub(crate) fn requested(&self) -> u64 {
-        // Acquire: pairs with the caller's `fetch_add`, so the caller's
-        // recorded events are visible to the signer's following drain.
-        self.requested.load(Ordering::Acquire)
-    }
-
-    /// The writer has written everything queued before `ticket`'s marker
-    /// and flushed the sinks; `required_failures` required sinks failed to
-    /// flush.
-    pub(crate) fn complete(&self, ticket: u64, required_failures: u64) {
-        let mut state = lock(&self.state);
-        state.flushed = state.flushed.max(ticket);
-        state.failures += required_failures;
-        drop(state);
-        self.changed.notify_all();
-    }
-
-    /// The signer is gone (shut down, or died): waiting callers give up.
-    pub(crate) fn stop(&self) {
-        lock(&self.state).stopped = true;
-        self.changed.notify_all();
-    }
-}
-
-/// Marks the flush state stopped when the signer thread ends, normally or
-/// by a panic.
-pub(crate) struct StopOnDrop(pub(crate) Arc<Pipeline>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.flush.stop();
-    }
-}
 
 /// What a completed [`flush`](FlushHandle::flush) found.
 #[derive(Clone, Debug, PartialEq, Eq)]

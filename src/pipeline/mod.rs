@@ -5,6 +5,7 @@
 
 pub(crate) mod flush;
 pub(crate) mod hasher;
+pub(crate) mod report;
 pub(crate) mod runtime;
 pub(crate) mod shared;
 pub(crate) mod signer;

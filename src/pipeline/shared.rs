@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::capture::intake::Intake;
 use crate::format::checkpoint::Checkpoint;
-use crate::pipeline::flush::FlushShared;
 use crate::sink::SinkFailure;
 use crate::stats::Histograms;
 
@@ -82,4 +81,64 @@ impl Pipeline {
 /// these locks is valid at every point a panic could leave it.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Flush requests and their completion, shared by the callers, the signer
+/// and the writer.
+#[derive(Debug, Default)]
+pub(crate) struct FlushShared {
+    /// Tickets handed out so far. Incremented by a caller with `AcqRel`
+    /// after its events were recorded; loaded by the signer with `Acquire`,
+    /// so that every event the caller saw accepted is visible in the ring
+    /// when the signer serves the ticket.
+    pub(crate) requested: AtomicU64,
+    pub(crate) state: std::sync::Mutex<FlushState>,
+    /// Signalled when `state` changes.
+    pub(crate) changed: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FlushState {
+    /// Every ticket up to this one is written and flushed.
+    pub(crate) flushed: u64,
+    /// Flush failures of required sinks so far.
+    pub(crate) failures: u64,
+    /// The signer has stopped: no further ticket will be served.
+    pub(crate) stopped: bool,
+}
+
+impl FlushShared {
+    /// The latest ticket asked for (signer side).
+    pub(crate) fn requested(&self) -> u64 {
+        // Acquire: pairs with the caller's `fetch_add`, so the caller's
+        // recorded events are visible to the signer's following drain.
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// The writer has written everything queued before `ticket`'s marker
+    /// and flushed the sinks; `required_failures` required sinks failed to
+    /// flush.
+    pub(crate) fn complete(&self, ticket: u64, required_failures: u64) {
+        let mut state = lock(&self.state);
+        state.flushed = state.flushed.max(ticket);
+        state.failures += required_failures;
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// The signer is gone (shut down, or died): waiting callers give up.
+    pub(crate) fn stop(&self) {
+        lock(&self.state).stopped = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Marks the flush state stopped when the signer thread ends, normally or
+/// by a panic.
+pub(crate) struct StopOnDrop(pub(crate) Arc<Pipeline>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.flush.stop();
+    }
 }

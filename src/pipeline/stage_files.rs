@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::pipeline::runtime::RuntimeStats;
+use crate::pipeline::report::RuntimeStats;
 use crate::pipeline::shared::{Pipeline, lock};
 use crate::stats::Stage;
 use crate::stats::hgrm::{COUNTERS_FILE, Distribution, stage_file};

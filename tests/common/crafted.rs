@@ -27,7 +27,7 @@ pub fn crafted_gap_log(key: &SigningKey, lines: u64) -> Vec<u8> {
         unix_nanos: 0,
         key_id: key.key_id(),
     };
-    let mut log = open.to_line(&key.sign_seal(&open));
+    let mut log = open.to_line(&open.sign(key));
     log.push(b'\n');
     let mut payload = AuditPayload::default();
     payload
