@@ -92,6 +92,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod capture;
+#[cfg(feature = "config")]
 pub mod config;
 pub mod format;
 mod payload;

@@ -29,6 +29,7 @@ mod fanout;
 mod file;
 mod memory;
 mod stdout;
+#[cfg(feature = "tracing-sink")]
 mod tracing_sink;
 mod writer_sink;
 
@@ -36,6 +37,7 @@ pub use fanout::Fanout;
 pub use file::{FileSink, FileSinkBuilder, FsyncPolicy};
 pub use memory::MemorySink;
 pub use stdout::StdoutSink;
+#[cfg(feature = "tracing-sink")]
 pub use tracing_sink::TracingSink;
 pub use writer_sink::WriterSink;
 
