@@ -131,7 +131,7 @@ pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacit
 pub use recorder::{FullPolicy, RecordError, Recorder};
 pub use redact::Redaction;
 pub use runtime::{
-    BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
+    BuildError, DEFAULT_HEARTBEAT_INTERVAL, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
     StatsSnapshot,
 };
 pub use seal::{

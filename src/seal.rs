@@ -138,6 +138,10 @@ pub enum SealReason {
     Rotate,
     /// Starts a run that continues a log whose previous run did not close.
     Recovered,
+    /// Seals no events: written when the run has been idle (no seal) for
+    /// the runtime's heartbeat interval, a signed proof that the gateway
+    /// is alive and its chain is not stalled.
+    Heartbeat,
 }
 
 impl SealReason {
@@ -150,6 +154,7 @@ impl SealReason {
             SealReason::Close => 3,
             SealReason::Rotate => 4,
             SealReason::Recovered => 5,
+            SealReason::Heartbeat => 6,
         }
     }
 
@@ -162,6 +167,7 @@ impl SealReason {
             SealReason::Close => "close",
             SealReason::Rotate => "rotate",
             SealReason::Recovered => "recovered",
+            SealReason::Heartbeat => "heartbeat",
         }
     }
 
@@ -174,6 +180,7 @@ impl SealReason {
             SealReason::Close,
             SealReason::Rotate,
             SealReason::Recovered,
+            SealReason::Heartbeat,
         ]
         .into_iter()
         .find(|r| r.as_str() == name)

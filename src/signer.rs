@@ -46,6 +46,9 @@ pub(crate) struct SignerConfig {
     pub(crate) chain: ChainHead,
     pub(crate) parallel_hashing: bool,
     pub(crate) report_interval: Option<Duration>,
+    /// An idle run writes a `heartbeat` seal when no seal was written for
+    /// this long.
+    pub(crate) heartbeat_interval: Option<Duration>,
     pub(crate) redactor: Redactor,
 }
 
@@ -127,6 +130,9 @@ pub(crate) struct Signer<T: Payload> {
     rotation: RotationSignal,
     stats: Arc<parking_lot::Mutex<Histograms>>,
     report_every_ns: Option<u64>,
+    heartbeat_every_ns: Option<u64>,
+    /// Raw clock stamp of the last seal written.
+    last_seal_stamp: u64,
     flush: Arc<FlushShared>,
     /// The last flush ticket served.
     flush_served: u64,
@@ -194,6 +200,10 @@ impl<T: Payload> Signer<T> {
             report_every_ns: config
                 .report_interval
                 .map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
+            heartbeat_every_ns: config
+                .heartbeat_interval
+                .map(|d| d.as_nanos().clamp(1, u128::from(u64::MAX)) as u64),
+            last_seal_stamp: 0,
             flush,
             flush_served: 0,
             flush_marks: Vec::with_capacity(lanes),
@@ -219,6 +229,14 @@ impl<T: Payload> Signer<T> {
                 && self.consumer.nanos_since(self.batch.oldest_stamp) >= self.max_delay_ns
             {
                 self.seal_batch(SealReason::Timer);
+            } else if let Some(every) = self.heartbeat_every_ns
+                && self.batch.count == 0
+                && !stopping
+                && self.consumer.nanos_since(self.last_seal_stamp) >= every
+            {
+                // Idle: a signed proof of freshness, so a stalled chain
+                // can be told from an idle one.
+                self.seal(SealReason::Heartbeat);
             }
             let wanted = self.flush.requested();
             if wanted > self.flush_served {
@@ -396,6 +414,7 @@ impl<T: Payload> Signer<T> {
         let preimage = seal.preimage();
         let signature = self.key.sign(&preimage);
         let signed = clock.stamp();
+        self.last_seal_stamp = signed;
         {
             let mut stats = self.stats.lock();
             stats.record(Stage::Sign, clock.nanos_between(hashed, signed) / 1_000);
