@@ -553,11 +553,20 @@ pub struct Collector {
     config: CollectorConfig,
     rt: tokio::runtime::Runtime,
     consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
-    beats: async_nats::Subscriber,
-    bucket: Option<jetstream::kv::Store>,
+    /// Dropped inside the runtime (its drop spawns an unsubscribe).
+    beats: Option<async_nats::Subscriber>,
+    js: jetstream::Context,
+    watermarks: bool,
     gateways: HashMap<String, Gateway>,
     started: Instant,
     last_error: Option<String>,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _inside = self.rt.enter();
+        drop(self.beats.take());
+    }
 }
 
 impl std::fmt::Debug for Collector {
@@ -587,7 +596,7 @@ impl Collector {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (consumer, beats, bucket) = rt.block_on(async {
+        let (consumer, beats, js) = rt.block_on(async {
             let client = async_nats::connect(config.url.as_str())
                 .await
                 .map_err(|e| CollectorError::Nats(format!("cannot connect to {}: {e}", config.url)))?;
@@ -613,23 +622,20 @@ impl Collector {
                 .subscribe("auditring.heartbeat.>")
                 .await
                 .map_err(|e| CollectorError::Nats(e.to_string()))?;
-            let bucket = if config.watermarks {
-                Some(
-                    crate::watermark_bucket(&js, config.stream.replicas)
-                        .await
-                        .map_err(CollectorError::Nats)?,
-                )
-            } else {
-                None
-            };
-            Ok::<_, CollectorError>((consumer, beats, bucket))
+            if config.watermarks {
+                crate::watermark_stream(&js, config.stream.replicas)
+                    .await
+                    .map_err(CollectorError::Nats)?;
+            }
+            Ok::<_, CollectorError>((consumer, beats, js))
         })?;
         let mut collector = Collector {
+            watermarks: config.watermarks,
             config,
             rt,
             consumer,
-            beats,
-            bucket,
+            beats: Some(beats),
+            js,
             gateways: HashMap::new(),
             started: Instant::now(),
             last_error: None,
@@ -753,9 +759,12 @@ impl Collector {
                     tracing::warn!(target: "auditring_nats", error = %e, "an ack was not sent; the message comes again and is dropped as a duplicate");
                 }
             }
-            if let Some(bucket) = &self.bucket {
+            if self.watermarks {
                 for (name, c) in watermarks {
-                    let _ = bucket.put(name, Bytes::from(c.to_json())).await;
+                    let subject = crate::watermark_subject(&name);
+                    if let Ok(ack) = self.js.publish(subject, Bytes::from(c.to_json())).await {
+                        let _ = ack.await;
+                    }
                 }
             }
         });
@@ -764,7 +773,14 @@ impl Collector {
 
     fn take_heartbeats(&mut self) {
         use futures_util::FutureExt;
-        while let Some(Some(msg)) = self.beats.next().now_or_never() {
+        let Some(beats) = self.beats.as_mut() else {
+            return;
+        };
+        let mut got = Vec::new();
+        while let Some(Some(msg)) = beats.next().now_or_never() {
+            got.push(msg);
+        }
+        for msg in got {
             let Ok(value) = serde_json::from_slice::<serde_json::Value>(&msg.payload) else {
                 continue;
             };

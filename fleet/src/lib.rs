@@ -197,12 +197,17 @@ impl StreamSettings {
     }
 }
 
-/// The key-value bucket where the collector publishes each gateway's
-/// verified watermark (its checkpoint), read by the shippers for retention.
-pub const WATERMARK_BUCKET: &str = "auditring_watermarks";
+/// The stream where the collector publishes each gateway's verified
+/// watermark (its checkpoint line) on `auditring.watermark.<gateway>`,
+/// the last one per gateway kept; the shippers read it for retention.
+pub const WATERMARK_STREAM: &str = "AUDIT_WATERMARKS";
 
-/// Creates the stream (and the watermark bucket) if missing; returns the
-/// stream.
+/// The subject of a gateway's watermark.
+pub(crate) fn watermark_subject(gateway: &str) -> String {
+    format!("auditring.watermark.{gateway}")
+}
+
+/// Creates the stream (if missing); returns it.
 pub(crate) async fn ensure_stream(
     js: &async_nats::jetstream::Context,
     settings: &StreamSettings,
@@ -212,21 +217,20 @@ pub(crate) async fn ensure_stream(
         .map_err(|e| format!("cannot create or open stream {}: {e}", settings.name))
 }
 
-/// Opens or creates the watermark bucket.
-pub(crate) async fn watermark_bucket(
+/// Opens or creates the watermark stream.
+pub(crate) async fn watermark_stream(
     js: &async_nats::jetstream::Context,
     replicas: usize,
-) -> Result<async_nats::jetstream::kv::Store, String> {
-    if let Ok(store) = js.get_key_value(WATERMARK_BUCKET).await {
-        return Ok(store);
-    }
-    js.create_key_value(async_nats::jetstream::kv::Config {
-        bucket: WATERMARK_BUCKET.into(),
-        history: 1,
-        storage: async_nats::jetstream::stream::StorageType::File,
+) -> Result<async_nats::jetstream::stream::Stream, String> {
+    use async_nats::jetstream::stream::{Config, StorageType};
+    js.get_or_create_stream(Config {
+        name: WATERMARK_STREAM.into(),
+        subjects: vec!["auditring.watermark.*".into()],
+        storage: StorageType::File,
         num_replicas: replicas.max(1),
-        ..Default::default()
+        max_messages_per_subject: 1,
+        ..Config::default()
     })
     .await
-    .map_err(|e| format!("cannot create the watermark bucket: {e}"))
+    .map_err(|e| format!("cannot create or open stream {WATERMARK_STREAM}: {e}"))
 }

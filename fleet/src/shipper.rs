@@ -538,7 +538,7 @@ impl<'a> Ship<'a> {
         self.position(last.flatten())?;
 
         let bucket = if self.config.retention {
-            crate::watermark_bucket(&js, self.config.stream.replicas)
+            crate::watermark_stream(&js, self.config.stream.replicas)
                 .await
                 .map_err(|e| self.error(e))
                 .ok()
@@ -640,8 +640,10 @@ impl<'a> Ship<'a> {
         let cursor = load_cursor(&self.config.cursor);
         match (&server, &cursor) {
             (Some((stream, seal, true)), Some(c)) if c.stream == *stream && c.seal == *seal => {
-                if self.spool.seek(c.file, c.offset).is_ok() {
-                    self.acked = Some(c.clone());
+                if let Some(seal) = seal_ends_at(&self.spool, c)
+                    && self.spool.seek(c.file, c.offset).is_ok()
+                {
+                    self.start_at(c.clone(), seal.unix_nanos);
                     return Ok(());
                 }
             }
@@ -650,7 +652,7 @@ impl<'a> Ship<'a> {
         // Find both in the spool, in order.
         let mut probe = Spool::new(&self.config.log).with_sync(false);
         let mut ordinal = 0u64;
-        let mut server_at: Option<(u64, Position, usize)> = None;
+        let mut server_at: Option<(u64, Position, usize, u64)> = None;
         let mut cursor_at: Option<u64> = None;
         while let Some(b) = probe.next_batch()? {
             ordinal += 1;
@@ -659,7 +661,7 @@ impl<'a> Ship<'a> {
                 && *s == stream
                 && *k == b.seal.index
             {
-                server_at = Some((ordinal, b.end.clone(), b.bytes.len()));
+                server_at = Some((ordinal, b.end.clone(), b.bytes.len(), b.seal.unix_nanos));
             }
             if let Some(c) = &cursor
                 && c.stream == stream
@@ -675,7 +677,7 @@ impl<'a> Ship<'a> {
             m.last_error = Some(why);
         };
         match (server, server_at) {
-            (Some((s, k, complete)), Some((at, end, len))) => {
+            (Some((s, k, complete)), Some((at, end, len, nanos))) => {
                 if let Some(c) = cursor_at
                     && c > at
                 {
@@ -685,16 +687,21 @@ impl<'a> Ship<'a> {
                 let offset = if complete { end.offset } else { end.offset - len as u64 };
                 self.spool.seek(end.file, offset)?;
                 if complete {
-                    self.acked = Some(end);
+                    self.start_at(end, nanos);
                 }
             }
             (Some((s, k, _)), None) => {
-                self.error(format!("the server's last batch {s}:{k} is not in the local log (deleted by retention?); continuing from the cursor"));
-                if let Some(c) = &cursor {
-                    if self.spool.seek(c.file, c.offset).is_err() {
-                        self.spool.rewind();
-                    }
+                // Retention deleted the files up to it: the cursor, if it
+                // still points into the log, says where to go on.
+                let cursor_valid = cursor_at.is_some()
+                    && cursor
+                        .as_ref()
+                        .is_some_and(|c| self.spool.seek(c.file, c.offset).is_ok());
+                if cursor_valid && let Some(c) = cursor {
+                    self.error(format!("the server's last batch {s}:{k} is no longer in the local log; continuing from the cursor"));
+                    self.start_at(c, now_nanos());
                 } else {
+                    alarm(self, format!("the server's last batch {s}:{k} is not in the local log, nor is the cursor's: the local log was cut or replaced after shipping; shipping it again from its start (the collector reports the truncation)"));
                     self.spool.rewind();
                 }
             }
@@ -706,6 +713,16 @@ impl<'a> Ship<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Starts after a batch the server already holds.
+    fn start_at(&mut self, position: Position, seal_unix_nanos: u64) {
+        let mut m = self.shared.metrics.lock();
+        m.acked_stream = position.stream.clone();
+        m.acked_seal = Some(position.seal);
+        drop(m);
+        self.acked_seal_nanos = seal_unix_nanos;
+        self.acked = Some(position);
     }
 
     /// The messages of a batch: one, or parts below the maximum payload.
@@ -829,7 +846,7 @@ impl<'a> Ship<'a> {
         let mut m = self.shared.metrics.lock();
         m.lag_bytes = behind;
         m.spool_bytes = total;
-        m.lag_seconds = if caught_up && behind == 0 {
+        m.lag_seconds = if (caught_up && behind == 0) || self.acked_seal_nanos == 0 {
             0.0
         } else {
             now_nanos().saturating_sub(self.acked_seal_nanos) as f64 / 1e9
@@ -840,7 +857,7 @@ impl<'a> Ship<'a> {
     async fn housekeeping(
         &mut self,
         client: &async_nats::Client,
-        bucket: Option<&async_nats::jetstream::kv::Store>,
+        bucket: Option<&async_nats::jetstream::stream::Stream>,
     ) {
         self.publish_lag(false);
         let free = free_bytes(&self.config.log);
@@ -853,15 +870,18 @@ impl<'a> Ship<'a> {
             m.disk_alert = alert;
         }
         if let Some(bucket) = bucket {
-            match bucket.get(self.config.gateway.as_str()).await {
-                Ok(Some(value)) => match std::str::from_utf8(&value)
+            let subject = crate::watermark_subject(&self.config.gateway);
+            match bucket.get_last_raw_message_by_subject(&subject).await {
+                Ok(msg) => match std::str::from_utf8(&msg.payload)
                     .ok()
                     .and_then(|t| auditring::Checkpoint::from_json(t).ok())
                 {
                     Some(watermark) => self.retain(&watermark),
                     None => self.error("an unreadable watermark in the bucket".into()),
                 },
-                Ok(None) => {}
+                Err(e)
+                    if e.kind()
+                        == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
                 Err(e) => self.error(format!("cannot read the watermark: {e}")),
             }
         }
@@ -936,6 +956,29 @@ fn stored_position(headers: &HeaderMap) -> Option<(String, u64, bool)> {
     Some((stream, seal, part + 1 >= parts))
 }
 
+/// Whether the cursor's file still holds the cursor's seal line right
+/// before the cursor's offset.
+fn seal_ends_at(spool: &Spool, c: &Position) -> Option<auditring::Seal> {
+    use std::os::unix::fs::FileExt;
+    let files = spool.files().ok()?;
+    let (path, _, len) = files.into_iter().find(|f| f.1 == c.file)?;
+    if c.offset > len || c.offset == 0 {
+        return None;
+    }
+    let from = c.offset.saturating_sub(1024);
+    let mut buf = vec![0u8; (c.offset - from) as usize];
+    let f = std::fs::File::open(path).ok()?;
+    f.read_exact_at(&mut buf, from).ok()?;
+    last_line_seal(&buf)
+        .filter(|s| s.index == c.seal && crate::spool::uuid(&s.stream) == c.stream)
+}
+
+fn last_line_seal(bytes: &[u8]) -> Option<auditring::Seal> {
+    let body = bytes.strip_suffix(b"\n")?;
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    auditring::Seal::parse_line(&body[start..]).ok().map(|(s, _)| s)
+}
+
 /// The last seal of a (rotated, complete) file.
 fn last_seal(path: &Path) -> Option<auditring::Seal> {
     use std::io::{Read, Seek, SeekFrom};
@@ -945,9 +988,7 @@ fn last_seal(path: &Path) -> Option<auditring::Seal> {
     f.seek(SeekFrom::Start(from)).ok()?;
     let mut tail = Vec::new();
     f.read_to_end(&mut tail).ok()?;
-    let body = tail.strip_suffix(b"\n")?;
-    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    auditring::Seal::parse_line(&body[start..]).ok().map(|(s, _)| s)
+    last_line_seal(&tail)
 }
 
 /// Free bytes of the file system holding `path`.
