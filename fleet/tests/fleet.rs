@@ -109,41 +109,242 @@ fn exactly_once_and_in_order_across_a_server_kill() {
     assert_archive_is_the_log(&dir, "gw-kill", &log, &key);
 }
 
+/// Not a test of its own: the shipper process that
+/// `a_shipper_killed_with_a_stale_cursor_skips_what_is_stored` SIGKILLs.
 #[test]
-fn a_restarted_shipper_with_a_stale_cursor_skips_what_is_stored() {
+fn shipper_child_process() {
+    let (Ok(url), Ok(log)) = (
+        std::env::var("FLEET_CHILD_URL"),
+        std::env::var("FLEET_CHILD_LOG"),
+    ) else {
+        return;
+    };
+    let _ship = shipper(&url, std::path::Path::new(&log), "gw-stale", "stale");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+fn wait_stored(url: &str, subject: &str, log: &std::path::Path) {
+    eventually("every local batch stored", || {
+        stored_messages(url, subject) == local_batches(log).len() as u64
+    });
+}
+
+#[test]
+fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
     let server = Server::start("stale");
     let dir = scratch("stale");
     let log = dir.join("audit.jsonl");
     let cursor = dir.join("audit.jsonl.ship-cursor");
+    let subject = "audit.stale.gw-stale";
     let key = SigningKey::generate();
     let rt = runtime(&key, &log, None);
-    let ship = shipper(&server.url(), &log, "gw-stale", "stale");
-    record(&rt, 5_000, 0);
-    wait_shipped(&ship, &log);
-    // What a SIGKILL leaves: the cursor as saved some batches earlier.
+    let mut child = ChildGuard(std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "shipper_child_process", "--nocapture"])
+        .env("FLEET_CHILD_URL", server.url())
+        .env("FLEET_CHILD_LOG", &log)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap());
+    record(&rt, 2_000, 0);
+    wait_stored(&server.url(), subject, &log);
     std::thread::sleep(Duration::from_millis(300));
-    drop(ship);
+    record(&rt, 10, 0);
+    eventually("a saved cursor", || cursor.exists());
     let stale = std::fs::read(&cursor).unwrap();
-    let ship = shipper(&server.url(), &log, "gw-stale", "stale");
-    record(&rt, 5_000, 0);
-    wait_shipped(&ship, &log);
-    std::thread::sleep(Duration::from_millis(300));
-    // Kill it: no stop, the cursor set back to the stale one.
-    std::mem::forget(ship);
+    record(&rt, 3_000, 0);
+    wait_stored(&server.url(), subject, &log);
+    child.kill9();
+    // Whatever the kill left, the cursor is stale now.
     std::fs::write(&cursor, &stale).unwrap();
-    let stored_before = stored_messages(&server.url(), "audit.stale.gw-stale");
     rt.shutdown().unwrap();
     let ship = shipper(&server.url(), &log, "gw-stale", "stale");
     wait_shipped(&ship, &log);
     let m = ship.stop().unwrap();
     assert!(m.skipped > 0, "{m:?}");
     assert_eq!(m.server_behind, 0, "{m:?}");
-    let batches = local_batches(&log).len() as u64;
-    // Only the close batch (and heartbeats) were new.
-    assert_eq!(stored_messages(&server.url(), "audit.stale.gw-stale"), batches);
-    assert!(stored_before < batches);
+    let batches = local_batches(&log).len();
+    assert_eq!(stored_messages(&server.url(), subject), batches as u64, "stored exactly once");
     let mut c = collector(&server.url(), &dir, "stale", &[("gw-stale", &key)]);
-    collect_all(&mut c, "gw-stale", batches as usize);
+    collect_all(&mut c, "gw-stale", batches);
     assert_eq!(c.report().gateway("gw-stale").unwrap().status, "ok");
     assert_archive_is_the_log(&dir, "gw-stale", &log, &key);
+}
+
+#[test]
+fn an_outage_drops_nothing_on_the_hot_path_and_the_backlog_catches_up() {
+    let mut server = Server::start("outage");
+    let dir = scratch("outage");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, None);
+    let ship = shipper(&server.url(), &log, "gw-out", "outage");
+    // One second before, five seconds of outage, two seconds after.
+    let mut failed = record(&rt, RATE, RATE);
+    server.kill9();
+    failed += record(&rt, 5 * RATE, RATE);
+    server.restart();
+    failed += record(&rt, 2 * RATE, RATE);
+    let report = rt.shutdown().unwrap();
+    assert_eq!(failed, 0, "record() failed during the outage");
+    assert_eq!((report.dropped, report.refused), (0, 0), "{report:?}");
+    assert_eq!(report.sealed, 8 * RATE);
+    wait_shipped(&ship, &log);
+    let m = ship.stop().unwrap();
+    assert_eq!(m.acked_events, 8 * RATE, "{m:?}");
+    assert_eq!(
+        stored_messages(&server.url(), "audit.outage.gw-out"),
+        local_batches(&log).len() as u64
+    );
+}
+
+#[test]
+fn a_batch_larger_than_the_maximum_payload_ships_in_parts() {
+    let server = Server::start_with("parts", &["max_payload: 65536"]);
+    let dir = scratch("parts");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, None);
+    record(&rt, 3_000, 0);
+    rt.shutdown().unwrap();
+    let biggest = local_batches(&log).iter().map(|b| b.bytes.len()).max().unwrap();
+    assert!(biggest > 4 * 65536, "batches of {biggest} bytes are too small for this test");
+    let ship = shipper(&server.url(), &log, "gw-parts", "parts");
+    wait_shipped(&ship, &log);
+    ship.stop().unwrap();
+    let batches = local_batches(&log).len();
+    assert!(stored_messages(&server.url(), "audit.parts.gw-parts") > batches as u64 * 2);
+    let mut c = collector(&server.url(), &dir, "parts", &[("gw-parts", &key)]);
+    collect_all(&mut c, "gw-parts", batches);
+    let g = c.report().gateway("gw-parts").unwrap().clone();
+    assert_eq!((g.status.as_str(), g.events), ("ok", 3_000), "{g:?}");
+    assert_archive_is_the_log(&dir, "gw-parts", &log, &key);
+}
+
+#[test]
+fn a_gateway_that_stops_shipping_is_reported_silent() {
+    let server = Server::start("silent");
+    let dir = scratch("silent");
+    let key = SigningKey::generate();
+    let (log_a, log_b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
+    let (rt_a, rt_b) = (runtime(&key, &log_a, None), runtime(&key, &log_b, None));
+    record(&rt_a, 1_000, 0);
+    record(&rt_b, 1_000, 0);
+    let ship_a = shipper(&server.url(), &log_a, "gw-a", "silent");
+    let ship_b = shipper(&server.url(), &log_b, "gw-b", "silent");
+    let mut config = CollectorConfig::new(server.url(), dir.join("archive"))
+        .durable("c-silent")
+        .trust_any(key.public_key())
+        .expect_gateway("gw-a")
+        .expect_gateway("gw-b")
+        .expect_gateway("gw-never")
+        .silent_after(Duration::from_secs(3));
+    config.filter = "audit.silent.>".into();
+    let mut c = Collector::open(config).unwrap();
+    eventually("both gateways ok", || {
+        c.poll(Duration::from_millis(200)).unwrap();
+        let r = c.report();
+        r.gateway("gw-a").is_some_and(|g| g.status == "ok")
+            && r.gateway("gw-b").is_some_and(|g| g.status == "ok")
+    });
+    // gw-a stops shipping; gw-b stays idle but alive (heartbeat seals).
+    ship_a.stop().unwrap();
+    eventually("gw-a silent", || {
+        c.poll(Duration::from_millis(200)).unwrap();
+        c.report().gateway("gw-a").is_some_and(|g| g.silent && g.status == "silent")
+    });
+    let r = c.report();
+    let b = r.gateway("gw-b").unwrap();
+    assert_eq!(b.status, "ok", "an idle gateway with heartbeat seals is not silent: {b:?}");
+    assert!(b.lag_seconds.unwrap() < 30.0, "{b:?}");
+    assert_eq!(r.gateway("gw-never").unwrap().status, "never_seen");
+    assert!(!r.any_tampered());
+    drop(ship_b);
+    drop((rt_a, rt_b));
+}
+
+#[test]
+fn deleting_a_trailing_run_after_shipping_is_truncated() {
+    let server = Server::start("trunc");
+    let dir = scratch("trunc");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    for _ in 0..2 {
+        let rt = runtime(&key, &log, None);
+        record(&rt, 500, 0);
+        rt.shutdown().unwrap();
+    }
+    let ship = shipper(&server.url(), &log, "gw-t", "trunc");
+    wait_shipped(&ship, &log);
+    ship.stop().unwrap();
+    let mut c = collector(&server.url(), &dir, "trunc", &[("gw-t", &key)]);
+    let batches = local_batches(&log);
+    collect_all(&mut c, "gw-t", batches.len());
+    assert_eq!(c.report().gateway("gw-t").unwrap().status, "ok");
+    // The attacker cuts the second run and the gateway goes on.
+    let first_close = batches
+        .iter()
+        .find(|b| b.seal.reason == auditring::SealReason::Close)
+        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.set_len(first_close.end.offset).unwrap();
+    drop(f);
+    let rt = runtime(&key, &log, None);
+    record(&rt, 100, 0);
+    rt.shutdown().unwrap();
+    // Locally the log verifies: nothing shows the missing run.
+    let local = Verifier::new([key.public_key()]).verify_bytes(&local_bytes(&log));
+    assert_eq!(local.status(), Status::Intact, "{local:?}");
+    let ship = shipper(&server.url(), &log, "gw-t", "trunc");
+    wait_shipped(&ship, &log);
+    let m = ship.stop().unwrap();
+    assert!(m.server_behind > 0, "the shipper raises the alarm: {m:?}");
+    eventually("the collector reports the truncation", || {
+        c.poll(Duration::from_millis(200)).unwrap();
+        c.report().gateway("gw-t").is_some_and(|g| g.truncated)
+    });
+    let r = c.report();
+    let g = r.gateway("gw-t").unwrap();
+    assert_eq!(g.status, "tampered");
+    assert!(g.tampering.iter().any(|t| t.starts_with("truncated")), "{g:?}");
+}
+
+#[test]
+fn tampering_with_a_stored_message_is_detected() {
+    let server = Server::start("tamper");
+    let dir = scratch("tamper");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, None);
+    record(&rt, 3_000, 0);
+    rt.shutdown().unwrap();
+    let mut c = collector(&server.url(), &dir, "tamper", &[("gw-x", &key)]);
+    // Whoever can publish on the subject stores a changed batch first.
+    let batches = local_batches(&log);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        for (i, b) in batches.iter().enumerate() {
+            let mut bytes = b.bytes.clone();
+            if i == 1 {
+                let at = bytes.windows(5).position(|w| w == b"12345").unwrap();
+                bytes[at] = b'9';
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Auditring-Gateway", "gw-x");
+            headers.insert("Auditring-Stream", b.stream().as_str());
+            headers.insert("Auditring-Seal", b.seal.index.to_string().as_str());
+            js.publish_with_headers("audit.tamper.gw-x", headers, bytes.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
+    collect_all(&mut c, "gw-x", batches.len());
+    let r = c.report();
+    let g = r.gateway("gw-x").unwrap();
+    assert_eq!(g.status, "tampered", "{g:?}");
+    assert!(g.tampering.iter().any(|t| t.starts_with("modified")), "{g:?}");
 }

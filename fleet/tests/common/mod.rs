@@ -233,13 +233,30 @@ pub fn stored_messages(url: &str, subject: &str) -> u64 {
     rt.block_on(async {
         let client = async_nats::connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
-        let stream = js.get_stream("AUDIT").await.unwrap();
-        let info = stream
-            .info_with_subjects(subject)
-            .await
-            .unwrap();
+        // No stream yet: nothing stored.
+        let Ok(stream) = js.get_stream("AUDIT").await else {
+            return 0;
+        };
+        let info = stream.info_with_subjects(subject).await.unwrap();
         use futures_util::TryStreamExt;
         let all: Vec<(String, usize)> = info.try_collect().await.unwrap();
         all.into_iter().map(|(_, n)| n as u64).sum()
     })
+}
+
+/// A child process killed (SIGKILL) when dropped, so a failing test leaves
+/// none behind.
+pub struct ChildGuard(pub std::process::Child);
+
+impl ChildGuard {
+    pub fn kill9(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
