@@ -31,8 +31,8 @@ const FINISHED_STREAMS: usize = 64;
 /// | `filter` | `audit.>` | the subjects pulled (one partition: `audit.<p>.>`) |
 /// | `durable` | `auditring-collector` | the durable consumer's name |
 /// | `silent_after` | 60 s | a gateway without a batch for this long is silent |
-/// | `max_pull_bytes` | 16 MiB | byte cap of one pull (batches are large) |
-/// | `max_pull_messages` | 256 | message cap of one pull |
+/// | `max_pull_bytes` | 64 MiB | byte cap of one pull (batches are large) |
+/// | `max_pull_messages` | 1024 | message cap of one pull |
 /// | `watermarks` | on | publish each gateway's verified checkpoint for the shippers' retention |
 ///
 /// # Examples
@@ -82,8 +82,8 @@ impl CollectorConfig {
             keys: Vec::new(),
             gateways: BTreeMap::new(),
             silent_after: Duration::from_secs(60),
-            max_pull_bytes: 16 << 20,
-            max_pull_messages: 256,
+            max_pull_bytes: 64 << 20,
+            max_pull_messages: 1024,
             watermarks: true,
             stream: StreamSettings::default(),
         }
@@ -456,7 +456,12 @@ impl Gateway {
         let text = serde_json::to_string(&self.saved).map_err(io::Error::other)?;
         write_atomic(&self.dir.join("collector-state.json"), text.as_bytes())?;
         if let Some(c) = self.checkpoint() {
-            write_atomic(&self.dir.join("checkpoint.json"), c.to_json().as_bytes())?;
+            // Also in the (synced) state; this copy is for `verify --expect`.
+            let path = self.dir.join("checkpoint.json");
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            std::fs::write(&tmp, c.to_json() + "\n")?;
+            std::fs::rename(&tmp, &path)?;
         }
         self.dirty = false;
         Ok(())

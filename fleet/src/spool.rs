@@ -87,9 +87,11 @@ struct Current {
     file: File,
     /// File offset of `data[0]`.
     data_offset: u64,
-    /// Bytes read and not yet handed out.
+    /// Bytes read; `data[..head]` were handed out already.
     data: Vec<u8>,
-    /// `data[..scanned]` holds only complete event lines.
+    /// Start of what was not handed out yet.
+    head: usize,
+    /// `data[head..scanned]` holds only complete event lines.
     scanned: usize,
     /// Bytes of the file made durable so far.
     synced: u64,
@@ -181,7 +183,9 @@ impl Spool {
     /// The byte after the last batch handed out (`None` before the first
     /// file is opened).
     pub fn position(&self) -> Option<(FileId, u64)> {
-        self.current.as_ref().map(|c| (c.id, c.data_offset))
+        self.current
+            .as_ref()
+            .map(|c| (c.id, c.data_offset + c.head as u64))
     }
 
     /// Bytes of the log after the current position (what is not shipped
@@ -226,6 +230,7 @@ impl Spool {
                     file,
                     data_offset: offset,
                     data: Vec::new(),
+                    head: 0,
                     scanned: 0,
                     synced: 0,
                 });
@@ -283,6 +288,7 @@ impl Spool {
                 return Ok(Some(batch));
             }
             // No complete batch buffered: read more of the file.
+            compact(cur);
             let start = cur.data.len();
             cur.data.resize(start + READ_CHUNK, 0);
             let n = read_at(&cur.file, &mut cur.data[start..], cur.data_offset + start as u64)?;
@@ -304,10 +310,10 @@ impl Spool {
             if n > 0 {
                 continue;
             }
-            if !cur.data.is_empty() {
+            if cur.data.len() > cur.head {
                 tracing::warn!(
                     target: "auditring_nats",
-                    bytes = cur.data.len(),
+                    bytes = cur.data.len() - cur.head,
                     "a rotated file ends with lines no seal covers; they are not shipped"
                 );
             }
@@ -344,6 +350,7 @@ impl Spool {
             file,
             data_offset: 0,
             data: Vec::new(),
+            head: 0,
             scanned: 0,
             synced: 0,
         });
@@ -360,9 +367,20 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     }
 }
 
+/// Drops the bytes handed out from the front of the buffer (once per read,
+/// not once per batch).
+fn compact(cur: &mut Current) {
+    if cur.head > 0 {
+        cur.data.drain(..cur.head);
+        cur.data_offset += cur.head as u64;
+        cur.scanned -= cur.head;
+        cur.head = 0;
+    }
+}
+
 /// Takes the first complete batch out of `cur.data`, if there is one.
 fn take_batch(cur: &mut Current, sync: bool) -> io::Result<Option<Batch>> {
-    let mut at = cur.scanned;
+    let mut at = cur.scanned.max(cur.head);
     while let Some(nl) = memchr_nl(&cur.data[at..]) {
         let line = &cur.data[at..at + nl];
         let end = at + nl + 1;
@@ -381,9 +399,9 @@ fn take_batch(cur: &mut Current, sync: bool) -> io::Result<Option<Batch>> {
                 cur.file.sync_data()?;
                 cur.synced = cur.data_offset + cur.data.len() as u64;
             }
-            let bytes: Vec<u8> = cur.data.drain(..end).collect();
-            cur.data_offset = end_offset;
-            cur.scanned = 0;
+            let bytes = cur.data[cur.head..end].to_vec();
+            cur.head = end;
+            cur.scanned = end;
             let stream = uuid(&seal.stream);
             let index = seal.index;
             return Ok(Some(Batch {

@@ -119,7 +119,8 @@ fn shipper_child_process() {
     ) else {
         return;
     };
-    let _ship = shipper(&url, std::path::Path::new(&log), "gw-stale", "stale");
+    let partition = std::env::var("FLEET_CHILD_PARTITION").unwrap_or_default();
+    let _ship = shipper(&url, std::path::Path::new(&log), "gw-stale", &partition);
     std::thread::sleep(Duration::from_secs(600));
 }
 
@@ -131,17 +132,19 @@ fn wait_stored(url: &str, subject: &str, log: &std::path::Path) {
 
 #[test]
 fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
-    let server = Server::start("stale");
+    let server = shared_or_start("stale");
+    let p = partition("stale");
     let dir = scratch("stale");
     let log = dir.join("audit.jsonl");
     let cursor = dir.join("audit.jsonl.ship-cursor");
-    let subject = "audit.stale.gw-stale";
+    let subject = &format!("audit.{p}.gw-stale");
     let key = SigningKey::generate();
     let rt = runtime(&key, &log, None);
     let mut child = ChildGuard(std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "shipper_child_process", "--nocapture"])
         .env("FLEET_CHILD_URL", server.url())
         .env("FLEET_CHILD_LOG", &log)
+        .env("FLEET_CHILD_PARTITION", &p)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -158,14 +161,14 @@ fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
     // Whatever the kill left, the cursor is stale now.
     std::fs::write(&cursor, &stale).unwrap();
     rt.shutdown().unwrap();
-    let ship = shipper(&server.url(), &log, "gw-stale", "stale");
+    let ship = shipper(&server.url(), &log, "gw-stale", &p);
     wait_shipped(&ship, &log);
     let m = ship.stop().unwrap();
     assert!(m.skipped > 0, "{m:?}");
     assert_eq!(m.server_behind, 0, "{m:?}");
     let batches = local_batches(&log).len();
     assert_eq!(stored_messages(&server.url(), subject), batches as u64, "stored exactly once");
-    let mut c = collector(&server.url(), &dir, "stale", &[("gw-stale", &key)]);
+    let mut c = collector(&server.url(), &dir, &p, &[("gw-stale", &key)]);
     collect_all(&mut c, "gw-stale", batches);
     assert_eq!(c.report().gateway("gw-stale").unwrap().status, "ok");
     assert_archive_is_the_log(&dir, "gw-stale", &log, &key);
@@ -223,23 +226,24 @@ fn a_batch_larger_than_the_maximum_payload_ships_in_parts() {
 
 #[test]
 fn a_gateway_that_stops_shipping_is_reported_silent() {
-    let server = Server::start("silent");
+    let server = shared_or_start("silent");
+    let p = partition("silent");
     let dir = scratch("silent");
     let key = SigningKey::generate();
     let (log_a, log_b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
     let (rt_a, rt_b) = (runtime(&key, &log_a, None), runtime(&key, &log_b, None));
     record(&rt_a, 1_000, 0);
     record(&rt_b, 1_000, 0);
-    let ship_a = shipper(&server.url(), &log_a, "gw-a", "silent");
-    let ship_b = shipper(&server.url(), &log_b, "gw-b", "silent");
+    let ship_a = shipper(&server.url(), &log_a, "gw-a", &p);
+    let ship_b = shipper(&server.url(), &log_b, "gw-b", &p);
     let mut config = CollectorConfig::new(server.url(), dir.join("archive"))
-        .durable("c-silent")
+        .durable(format!("c-{p}"))
         .trust_any(key.public_key())
         .expect_gateway("gw-a")
         .expect_gateway("gw-b")
         .expect_gateway("gw-never")
         .silent_after(Duration::from_secs(3));
-    config.filter = "audit.silent.>".into();
+    config.filter = format!("audit.{p}.>");
     let mut c = Collector::open(config).unwrap();
     eventually("both gateways ok", || {
         c.poll(Duration::from_millis(200)).unwrap();
@@ -265,7 +269,8 @@ fn a_gateway_that_stops_shipping_is_reported_silent() {
 
 #[test]
 fn deleting_a_trailing_run_after_shipping_is_truncated() {
-    let server = Server::start("trunc");
+    let server = shared_or_start("trunc");
+    let p = partition("trunc");
     let dir = scratch("trunc");
     let log = dir.join("audit.jsonl");
     let key = SigningKey::generate();
@@ -274,10 +279,10 @@ fn deleting_a_trailing_run_after_shipping_is_truncated() {
         record(&rt, 500, 0);
         rt.shutdown().unwrap();
     }
-    let ship = shipper(&server.url(), &log, "gw-t", "trunc");
+    let ship = shipper(&server.url(), &log, "gw-t", &p);
     wait_shipped(&ship, &log);
     ship.stop().unwrap();
-    let mut c = collector(&server.url(), &dir, "trunc", &[("gw-t", &key)]);
+    let mut c = collector(&server.url(), &dir, &p, &[("gw-t", &key)]);
     let batches = local_batches(&log);
     collect_all(&mut c, "gw-t", batches.len());
     assert_eq!(c.report().gateway("gw-t").unwrap().status, "ok");
@@ -295,7 +300,7 @@ fn deleting_a_trailing_run_after_shipping_is_truncated() {
     // Locally the log verifies: nothing shows the missing run.
     let local = Verifier::new([key.public_key()]).verify_bytes(&local_bytes(&log));
     assert_eq!(local.status(), Status::Intact, "{local:?}");
-    let ship = shipper(&server.url(), &log, "gw-t", "trunc");
+    let ship = shipper(&server.url(), &log, "gw-t", &p);
     wait_shipped(&ship, &log);
     let m = ship.stop().unwrap();
     assert!(m.server_behind > 0, "the shipper raises the alarm: {m:?}");
@@ -311,14 +316,15 @@ fn deleting_a_trailing_run_after_shipping_is_truncated() {
 
 #[test]
 fn tampering_with_a_stored_message_is_detected() {
-    let server = Server::start("tamper");
+    let server = shared_or_start("tamper");
+    let p = partition("tamper");
     let dir = scratch("tamper");
     let log = dir.join("audit.jsonl");
     let key = SigningKey::generate();
     let rt = runtime(&key, &log, None);
     record(&rt, 3_000, 0);
     rt.shutdown().unwrap();
-    let mut c = collector(&server.url(), &dir, "tamper", &[("gw-x", &key)]);
+    let mut c = collector(&server.url(), &dir, &p, &[("gw-x", &key)]);
     // Whoever can publish on the subject stores a changed batch first.
     let batches = local_batches(&log);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -335,7 +341,7 @@ fn tampering_with_a_stored_message_is_detected() {
             headers.insert("Auditring-Gateway", "gw-x");
             headers.insert("Auditring-Stream", b.stream().as_str());
             headers.insert("Auditring-Seal", b.seal.index.to_string().as_str());
-            js.publish_with_headers("audit.tamper.gw-x", headers, bytes.into())
+            js.publish_with_headers(format!("audit.{p}.gw-x"), headers, bytes.into())
                 .await
                 .unwrap()
                 .await

@@ -260,3 +260,39 @@ impl Drop for ChildGuard {
         self.kill9();
     }
 }
+
+/// The server `.ci/run` started (its URL in `AUDITRING_NATS_URL`), or one
+/// of the test's own when there is none. Tests that kill or reconfigure
+/// the server always start their own.
+pub struct AnyServer {
+    url: String,
+    _own: Option<Server>,
+}
+
+impl AnyServer {
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+}
+
+pub fn shared_or_start(name: &str) -> AnyServer {
+    match std::env::var("AUDITRING_NATS_URL") {
+        Ok(url) if !url.is_empty() => {
+            binary(); // fail early and clearly when the server is missing
+            AnyServer { url, _own: None }
+        }
+        _ => {
+            let own = Server::start(name);
+            AnyServer {
+                url: own.url(),
+                _own: Some(own),
+            }
+        }
+    }
+}
+
+/// A partition of this test process's own, so tests sharing a server never
+/// see each other's (or an earlier run's) messages.
+pub fn partition(name: &str) -> String {
+    format!("{name}{}", std::process::id())
+}
