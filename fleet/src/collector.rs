@@ -31,8 +31,8 @@ const FINISHED_STREAMS: usize = 64;
 /// | `filter` | `audit.>` | the subjects pulled (one partition: `audit.<p>.>`) |
 /// | `durable` | `auditring-collector` | the durable consumer's name |
 /// | `silent_after` | 60 s | a gateway without a batch for this long is silent |
-/// | `max_pull_bytes` | 64 MiB | byte cap of one pull (batches are large) |
-/// | `max_pull_messages` | 1024 | message cap of one pull |
+/// | `max_pull_bytes` | 16 MiB | byte cap of one pull (batches are large; a server's client buffer is 64 MiB) |
+/// | `max_pull_messages` | 256 | message cap of one pull |
 /// | `watermarks` | on | publish each gateway's verified checkpoint for the shippers' retention |
 ///
 /// # Examples
@@ -82,8 +82,8 @@ impl CollectorConfig {
             keys: Vec::new(),
             gateways: BTreeMap::new(),
             silent_after: Duration::from_secs(60),
-            max_pull_bytes: 64 << 20,
-            max_pull_messages: 1024,
+            max_pull_bytes: 16 << 20,
+            max_pull_messages: 256,
             watermarks: true,
             stream: StreamSettings::default(),
         }
@@ -558,6 +558,10 @@ pub struct Collector {
     config: CollectorConfig,
     rt: tokio::runtime::Runtime,
     consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+    /// The continuous pull: it fetches the next messages on the runtime's
+    /// worker thread while the caller verifies the last ones. Dropped
+    /// inside the runtime.
+    pulling: Option<jetstream::consumer::pull::Stream>,
     /// Dropped inside the runtime (its drop spawns an unsubscribe).
     beats: Option<async_nats::Subscriber>,
     js: jetstream::Context,
@@ -571,6 +575,7 @@ impl Drop for Collector {
     fn drop(&mut self) {
         let _inside = self.rt.enter();
         drop(self.beats.take());
+        drop(self.pulling.take());
     }
 }
 
@@ -598,7 +603,10 @@ impl Collector {
             ));
         }
         std::fs::create_dir_all(&config.archive)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
+        // One worker thread: pulls proceed while `poll`'s caller verifies.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("auditring-collect-io")
             .enable_all()
             .build()?;
         let (consumer, beats, js) = rt.block_on(async {
@@ -635,6 +643,7 @@ impl Collector {
             Ok::<_, CollectorError>((consumer, beats, js))
         })?;
         let mut collector = Collector {
+            pulling: None,
             watermarks: config.watermarks,
             config,
             rt,
@@ -685,30 +694,59 @@ impl Collector {
     /// [`CollectorError::Io`] if an archive cannot be written: nothing
     /// pulled is acknowledged, so it comes again.
     pub fn poll(&mut self, max_wait: Duration) -> Result<usize, CollectorError> {
-        let pulled = self.rt.block_on(async {
-            let mut out = Vec::new();
-            let batch = self
-                .consumer
-                .batch()
-                .max_messages(self.config.max_pull_messages)
-                .max_bytes(self.config.max_pull_bytes)
-                .expires(max_wait.max(Duration::from_millis(10)))
-                .messages()
-                .await;
-            match batch {
-                Ok(mut messages) => {
-                    while let Some(m) = messages.next().await {
-                        match m {
-                            Ok(m) => out.push(m),
-                            Err(e) => return (out, Some(e.to_string())),
-                        }
-                    }
-                    (out, None)
+        if self.pulling.is_none() {
+            let started = self.rt.block_on(
+                self.consumer
+                    .stream()
+                    .max_messages_per_batch(self.config.max_pull_messages)
+                    .max_bytes_per_batch(self.config.max_pull_bytes)
+                    .expires(Duration::from_secs(5))
+                    .heartbeat(Duration::from_secs(2))
+                    .messages(),
+            );
+            match started {
+                Ok(s) => self.pulling = Some(s),
+                Err(e) => {
+                    self.last_error = Some(e.to_string());
+                    std::thread::sleep(Duration::from_millis(100).min(max_wait));
+                    return Ok(0);
                 }
-                Err(e) => (out, Some(e.to_string())),
+            }
+        }
+        let (cap_messages, cap_bytes) = (self.config.max_pull_messages, self.config.max_pull_bytes);
+        let pulling = self.pulling.as_mut().expect("started");
+        let pulled = self.rt.block_on(async {
+            use futures_util::FutureExt;
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            let first = tokio::time::timeout(max_wait, pulling.next()).await;
+            let mut next = match first {
+                Ok(item) => item,
+                Err(_) => return (out, None, false),
+            };
+            loop {
+                match next {
+                    Some(Ok(m)) => {
+                        bytes += m.payload.len();
+                        out.push(m);
+                    }
+                    Some(Err(e)) => return (out, Some(e.to_string()), false),
+                    None => return (out, Some("the pull ended".into()), true),
+                }
+                if out.len() >= cap_messages || bytes >= cap_bytes {
+                    return (out, None, false);
+                }
+                match pulling.next().now_or_never() {
+                    Some(item) => next = item,
+                    None => return (out, None, false),
+                }
             }
         });
-        let (messages, error) = pulled;
+        let (messages, error, ended) = pulled;
+        if ended {
+            let _inside = self.rt.enter();
+            self.pulling = None;
+        }
         if let Some(e) = error {
             if messages.is_empty() {
                 std::thread::sleep(Duration::from_millis(100).min(max_wait));
@@ -743,10 +781,21 @@ impl Collector {
         for g in self.gateways.values_mut() {
             g.release_held(false);
         }
+        // Each touched gateway's archive and state, synced in parallel (the
+        // syncs dominate otherwise).
+        let dirty: Vec<bool> = self.gateways.values().map(|g| g.dirty).collect();
+        std::thread::scope(|scope| {
+            let jobs: Vec<_> = self
+                .gateways
+                .values_mut()
+                .filter(|g| g.dirty)
+                .map(|g| scope.spawn(move || g.persist()))
+                .collect();
+            jobs.into_iter()
+                .try_for_each(|j| j.join().unwrap_or_else(|_| Err(io::Error::other("a persist thread panicked"))))
+        })?;
         let mut watermarks = Vec::new();
-        for g in self.gateways.values_mut() {
-            let dirty = g.dirty;
-            g.persist()?;
+        for (g, dirty) in self.gateways.values_mut().zip(dirty) {
             if dirty
                 && g.saved.truncations.is_empty()
                 && g.saved
