@@ -442,29 +442,25 @@ impl Gateway {
         self.dirty = true;
     }
 
-    /// Writes the archive and the state, durably: before any ack.
-    fn persist(&mut self) -> io::Result<()> {
+    /// What must be made durable before this poll's messages are
+    /// acknowledged: the archive bytes and the state after them.
+    fn take_job(&mut self) -> io::Result<Option<GatewayJob>> {
         if !self.dirty {
-            return Ok(());
+            return Ok(None);
         }
-        use std::os::unix::fs::FileExt;
-        self.archive
-            .write_all_at(&self.write, self.saved.archive_len)?;
-        self.archive.sync_data()?;
-        self.saved.archive_len += self.write.len() as u64;
-        self.write.clear();
-        let text = serde_json::to_string(&self.saved).map_err(io::Error::other)?;
-        write_atomic(&self.dir.join("collector-state.json"), text.as_bytes())?;
-        if let Some(c) = self.checkpoint() {
-            // Also in the (synced) state; this copy is for `verify --expect`.
-            let path = self.dir.join("checkpoint.json");
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".tmp");
-            std::fs::write(&tmp, c.to_json() + "\n")?;
-            std::fs::rename(&tmp, &path)?;
-        }
+        let offset = self.saved.archive_len;
+        let bytes = std::mem::take(&mut self.write);
+        self.saved.archive_len += bytes.len() as u64;
+        let state = serde_json::to_string(&self.saved).map_err(io::Error::other)?;
         self.dirty = false;
-        Ok(())
+        Ok(Some(GatewayJob {
+            archive: self.archive.try_clone()?,
+            offset,
+            bytes,
+            state,
+            checkpoint: self.checkpoint().map(|c| c.to_json() + "\n"),
+            dir: self.dir.clone(),
+        }))
     }
 
     fn checkpoint(&self) -> Option<Checkpoint> {
@@ -526,6 +522,93 @@ impl Gateway {
     }
 }
 
+/// One gateway's share of a persist job.
+struct GatewayJob {
+    archive: File,
+    offset: u64,
+    bytes: Vec<u8>,
+    state: String,
+    checkpoint: Option<String>,
+    dir: PathBuf,
+}
+
+impl GatewayJob {
+    /// Archive bytes synced, then the state (which says how long the
+    /// archive is) synced: only then may the messages be acknowledged.
+    fn run(self) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.archive.write_all_at(&self.bytes, self.offset)?;
+        self.archive.sync_data()?;
+        write_atomic(&self.dir.join("collector-state.json"), self.state.as_bytes())?;
+        if let Some(c) = self.checkpoint {
+            // Also in the (synced) state; this copy is for `verify --expect`.
+            let path = self.dir.join("checkpoint.json");
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            std::fs::write(&tmp, c)?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A poll's persist job: the gateways' writes, then the acks and the
+/// watermarks. The persister thread runs one while `poll` verifies the
+/// next messages.
+struct Job {
+    gateways: Vec<GatewayJob>,
+    messages: Vec<jetstream::Message>,
+    watermarks: Vec<(String, Checkpoint)>,
+    /// Told when the job is done.
+    done: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// Runs persist jobs in order; the first error stops it.
+fn persister(
+    jobs: std::sync::mpsc::Receiver<Job>,
+    handle: tokio::runtime::Handle,
+    js: jetstream::Context,
+    watermarks: bool,
+    failed: std::sync::Arc<parking_lot::Mutex<Option<io::Error>>>,
+) {
+    for job in jobs {
+        let result = std::thread::scope(|scope| {
+            let runs: Vec<_> = job
+                .gateways
+                .into_iter()
+                .map(|g| scope.spawn(move || g.run()))
+                .collect();
+            runs.into_iter().try_for_each(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a persist thread panicked")))
+            })
+        });
+        if let Err(e) = result {
+            // Nothing of this job is acknowledged: it comes again.
+            *failed.lock() = Some(e);
+            return;
+        }
+        handle.block_on(async {
+            for m in &job.messages {
+                if let Err(e) = m.ack().await {
+                    tracing::warn!(target: "auditring_nats", error = %e, "an ack was not sent; the message comes again and is dropped as a duplicate");
+                }
+            }
+            if watermarks {
+                for (name, c) in job.watermarks {
+                    let subject = crate::watermark_subject(&name);
+                    if let Ok(ack) = js.publish(subject, Bytes::from(c.to_json())).await {
+                        let _ = ack.await;
+                    }
+                }
+            }
+        });
+        if let Some(done) = job.done {
+            let _ = done.send(());
+        }
+    }
+}
+
 fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -564,8 +647,11 @@ pub struct Collector {
     pulling: Option<jetstream::consumer::pull::Stream>,
     /// Dropped inside the runtime (its drop spawns an unsubscribe).
     beats: Option<async_nats::Subscriber>,
-    js: jetstream::Context,
-    watermarks: bool,
+    /// Persist jobs, run in order by the persister thread (a queue of one:
+    /// the next poll verifies while the last one is made durable).
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    persister: Option<std::thread::JoinHandle<()>>,
+    failed: std::sync::Arc<parking_lot::Mutex<Option<io::Error>>>,
     gateways: HashMap<String, Gateway>,
     started: Instant,
     last_error: Option<String>,
@@ -573,6 +659,11 @@ pub struct Collector {
 
 impl Drop for Collector {
     fn drop(&mut self) {
+        // Finish the last persist job (its acks included) first.
+        drop(self.jobs.take());
+        if let Some(p) = self.persister.take() {
+            let _ = p.join();
+        }
         let _inside = self.rt.enter();
         drop(self.beats.take());
         drop(self.pulling.take());
@@ -642,14 +733,24 @@ impl Collector {
             }
             Ok::<_, CollectorError>((consumer, beats, js))
         })?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let failed = std::sync::Arc::new(parking_lot::Mutex::new(None));
+        let persister = {
+            let (handle, failed) = (rt.handle().clone(), std::sync::Arc::clone(&failed));
+            let watermarks = config.watermarks;
+            std::thread::Builder::new()
+                .name("auditring-collect-sync".into())
+                .spawn(move || persister(rx, handle, js, watermarks, failed))?
+        };
         let mut collector = Collector {
             pulling: None,
-            watermarks: config.watermarks,
+            jobs: Some(tx),
+            persister: Some(persister),
+            failed,
             config,
             rt,
             consumer,
             beats: Some(beats),
-            js,
             gateways: HashMap::new(),
             started: Instant::now(),
             last_error: None,
@@ -781,21 +882,20 @@ impl Collector {
         for g in self.gateways.values_mut() {
             g.release_held(false);
         }
-        // Each touched gateway's archive and state, synced in parallel (the
-        // syncs dominate otherwise).
-        let dirty: Vec<bool> = self.gateways.values().map(|g| g.dirty).collect();
-        std::thread::scope(|scope| {
-            let jobs: Vec<_> = self
-                .gateways
-                .values_mut()
-                .filter(|g| g.dirty)
-                .map(|g| scope.spawn(move || g.persist()))
-                .collect();
-            jobs.into_iter()
-                .try_for_each(|j| j.join().unwrap_or_else(|_| Err(io::Error::other("a persist thread panicked"))))
-        })?;
-        let mut watermarks = Vec::new();
-        for (g, dirty) in self.gateways.values_mut().zip(dirty) {
+        if let Some(e) = self.failed.lock().take() {
+            return Err(CollectorError::Io(e));
+        }
+        let mut job = Job {
+            gateways: Vec::new(),
+            messages,
+            watermarks: Vec::new(),
+            done: None,
+        };
+        for g in self.gateways.values_mut() {
+            let dirty = g.dirty;
+            if let Some(j) = g.take_job()? {
+                job.gateways.push(j);
+            }
             if dirty
                 && g.saved.truncations.is_empty()
                 && g.saved
@@ -804,24 +904,18 @@ impl Collector {
                     .is_some_and(|s| s.report().tamper == 0)
                 && let Some(c) = g.checkpoint()
             {
-                watermarks.push((g.name.clone(), c));
+                job.watermarks.push((g.name.clone(), c));
             }
         }
-        self.rt.block_on(async {
-            for m in &messages {
-                if let Err(e) = m.ack().await {
-                    tracing::warn!(target: "auditring_nats", error = %e, "an ack was not sent; the message comes again and is dropped as a duplicate");
-                }
+        if !job.messages.is_empty() || !job.gateways.is_empty() {
+            let sent = self.jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+            if !sent {
+                let e = self.failed.lock().take();
+                return Err(CollectorError::Io(
+                    e.unwrap_or_else(|| io::Error::other("the persister stopped")),
+                ));
             }
-            if self.watermarks {
-                for (name, c) in watermarks {
-                    let subject = crate::watermark_subject(&name);
-                    if let Ok(ack) = self.js.publish(subject, Bytes::from(c.to_json())).await {
-                        let _ = ack.await;
-                    }
-                }
-            }
-        });
+        }
         Ok(n)
     }
 
@@ -847,6 +941,31 @@ impl Collector {
                 g.heartbeat = Some((Instant::now(), value));
             }
         }
+    }
+
+    /// Waits until everything polled so far is archived, checkpointed and
+    /// acknowledged (`poll` hands that work to a thread of its own).
+    ///
+    /// # Errors
+    ///
+    /// [`CollectorError::Io`] if an archive or a state could not be
+    /// written.
+    pub fn sync(&mut self) -> Result<(), CollectorError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job = Job {
+            gateways: Vec::new(),
+            messages: Vec::new(),
+            watermarks: Vec::new(),
+            done: Some(tx),
+        };
+        let sent = self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
+        if !sent || rx.recv().is_err() {
+            let e = self.failed.lock().take();
+            return Err(CollectorError::Io(
+                e.unwrap_or_else(|| io::Error::other("the persister stopped")),
+            ));
+        }
+        Ok(())
     }
 
     /// The report: every gateway seen or expected.

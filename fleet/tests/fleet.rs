@@ -64,7 +64,14 @@ fn collect_all(c: &mut Collector, gateway: &str, batches: usize) {
 }
 
 /// The archive is the local log, byte for byte, and verifies intact.
-fn assert_archive_is_the_log(dir: &std::path::Path, gateway: &str, log: &std::path::Path, key: &SigningKey) {
+fn assert_archive_is_the_log(
+    c: &mut Collector,
+    dir: &std::path::Path,
+    gateway: &str,
+    log: &std::path::Path,
+    key: &SigningKey,
+) {
+    c.sync().unwrap();
     let archive = dir.join("archive").join(gateway).join("audit.jsonl");
     let archived = std::fs::read(&archive).unwrap();
     assert!(archived == local_bytes(log), "the archive differs from the local log");
@@ -106,7 +113,7 @@ fn exactly_once_and_in_order_across_a_server_kill() {
     let g = c.report().gateway("gw-kill").unwrap().clone();
     assert_eq!(g.status, "ok", "{g:?}");
     assert_eq!(g.events, 2 * n);
-    assert_archive_is_the_log(&dir, "gw-kill", &log, &key);
+    assert_archive_is_the_log(&mut c, &dir, "gw-kill", &log, &key);
 }
 
 /// Not a test of its own: the shipper process that
@@ -150,12 +157,15 @@ fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
         .spawn()
         .unwrap());
     record(&rt, 2_000, 0);
+    rt.flush(DEADLINE).unwrap();
     wait_stored(&server.url(), subject, &log);
     std::thread::sleep(Duration::from_millis(300));
     record(&rt, 10, 0);
+    rt.flush(DEADLINE).unwrap();
     eventually("a saved cursor", || cursor.exists());
     let stale = std::fs::read(&cursor).unwrap();
     record(&rt, 3_000, 0);
+    rt.flush(DEADLINE).unwrap();
     wait_stored(&server.url(), subject, &log);
     child.kill9();
     // Whatever the kill left, the cursor is stale now.
@@ -171,7 +181,7 @@ fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
     let mut c = collector(&server.url(), &dir, &p, &[("gw-stale", &key)]);
     collect_all(&mut c, "gw-stale", batches);
     assert_eq!(c.report().gateway("gw-stale").unwrap().status, "ok");
-    assert_archive_is_the_log(&dir, "gw-stale", &log, &key);
+    assert_archive_is_the_log(&mut c, &dir, "gw-stale", &log, &key);
 }
 
 #[test]
@@ -221,7 +231,7 @@ fn a_batch_larger_than_the_maximum_payload_ships_in_parts() {
     collect_all(&mut c, "gw-parts", batches);
     let g = c.report().gateway("gw-parts").unwrap().clone();
     assert_eq!((g.status.as_str(), g.events), ("ok", 3_000), "{g:?}");
-    assert_archive_is_the_log(&dir, "gw-parts", &log, &key);
+    assert_archive_is_the_log(&mut c, &dir, "gw-parts", &log, &key);
 }
 
 #[test]
