@@ -177,6 +177,10 @@ pub struct Config {
     /// Seconds between stats reports through `tracing`; 0 turns them off.
     #[serde(default)]
     pub report_interval_s: Option<u64>,
+    /// Seconds without a seal after which an idle run writes a `heartbeat`
+    /// seal (default 30); 0 turns heartbeats off.
+    #[serde(default)]
+    pub heartbeat_interval_s: Option<u64>,
     /// Core to pin the signer to.
     #[serde(default)]
     pub signer_core: Option<usize>,
@@ -349,6 +353,9 @@ impl Config {
         }
         if let Some(s) = self.report_interval_s {
             b = b.report_interval((s > 0).then(|| Duration::from_secs(s)));
+        }
+        if let Some(s) = self.heartbeat_interval_s {
+            b = b.heartbeat_interval((s > 0).then(|| Duration::from_secs(s)));
         }
         if let Some(core) = self.signer_core {
             b = b.signer_core(core);

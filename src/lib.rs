@@ -113,7 +113,9 @@ pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
 pub use pipeline::report::{
     RuntimeStats, ShutdownError, ShutdownReport, StageLatency, StatsSnapshot,
 };
-pub use pipeline::runtime::{BuildError, Runtime, RuntimeBuilder, RuntimeGuard};
+pub use pipeline::runtime::{
+    BuildError, DEFAULT_HEARTBEAT_INTERVAL, Runtime, RuntimeBuilder, RuntimeGuard,
+};
 /// Stream and event ids (re-exported so that users need no `uuid`
 /// dependency of their own).
 pub use uuid::Uuid;

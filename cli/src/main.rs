@@ -14,6 +14,7 @@ use auditring::verify::{Report, Status, Verifier, VerifierState};
 use auditring::{PublicKey, SigningKey};
 use clap::{Parser, Subcommand};
 
+mod fleet;
 mod log;
 mod logstats;
 mod plot;
@@ -160,6 +161,17 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Ship a gateway's log to NATS JetStream (a sidecar): every sealed
+    /// batch, once, in order, at a lower priority than the gateway.
+    ///
+    /// Exit status: 0, 1 if the server was found behind the cursor, 2
+    /// usage or I/O error.
+    Ship(fleet::ShipOptions),
+    /// Collect every gateway's batches from NATS JetStream: verify each
+    /// chain, archive it, checkpoint it, and report per gateway.
+    ///
+    /// Exit status: 0, 1 if a gateway is tampered, 2 usage or I/O error.
+    Collect(fleet::CollectOptions),
 }
 
 fn main() -> ExitCode {
@@ -182,6 +194,8 @@ fn main() -> ExitCode {
             files,
         } => verify(&keys, &options, &files),
         Command::Head { keys, files } => head(&keys, &files),
+        Command::Ship(options) => fleet::ship(&options),
+        Command::Collect(options) => fleet::collect(&options),
         Command::Stats {
             keys,
             plot,

@@ -139,6 +139,10 @@ pub enum SealReason {
     Rotate,
     /// Starts a run that continues a log whose previous run did not close.
     Recovered,
+    /// Seals no events: written when the run has been idle (no seal) for
+    /// the runtime's heartbeat interval, a signed proof that the gateway
+    /// is alive and its chain is not stalled.
+    Heartbeat,
 }
 
 impl SealReason {
@@ -151,6 +155,7 @@ impl SealReason {
             SealReason::Close => 3,
             SealReason::Rotate => 4,
             SealReason::Recovered => 5,
+            SealReason::Heartbeat => 6,
         }
     }
 
@@ -163,6 +168,7 @@ impl SealReason {
             SealReason::Close => "close",
             SealReason::Rotate => "rotate",
             SealReason::Recovered => "recovered",
+            SealReason::Heartbeat => "heartbeat",
         }
     }
 
@@ -175,6 +181,7 @@ impl SealReason {
             SealReason::Close,
             SealReason::Rotate,
             SealReason::Recovered,
+            SealReason::Heartbeat,
         ]
         .into_iter()
         .find(|r| r.as_str() == name)

@@ -25,6 +25,10 @@ use crate::pipeline::writer::SinkEntry;
 use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
 use crate::stats::Stage;
 
+/// The default [`RuntimeBuilder::heartbeat_interval`]: an idle run writes
+/// a `heartbeat` seal every 30 seconds.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Why a runtime could not be built. Each variant says what to change.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -129,6 +133,7 @@ impl From<ConfigError> for BuildError {
 /// | [`parallel_hashing`](RuntimeBuilder::parallel_hashing) | on with 2+ CPUs | a helper thread hashes half of each large batch |
 /// | [`shutdown_timeout`](RuntimeBuilder::shutdown_timeout) | 10 s | bound on draining at shutdown |
 /// | [`report_interval`](RuntimeBuilder::report_interval) | 60 s | periodic stats report through `tracing` |
+/// | [`heartbeat_interval`](RuntimeBuilder::heartbeat_interval) | 30 s | an idle run writes a `heartbeat` seal (no events) after this long without a seal |
 /// | [`signer_core`](RuntimeBuilder::signer_core) | not pinned | core the signer thread is pinned to |
 /// | [`redact`](RuntimeBuilder::redact) | none | fields removed, masked or replaced by an HMAC before encoding |
 /// | [`redaction_key`](RuntimeBuilder::redaction_key) | none | secret of HMAC redaction (16 bytes or more) |
@@ -162,6 +167,7 @@ pub struct RuntimeBuilder<T: Payload = AuditPayload> {
     shutdown_timeout: Duration,
     parallel_hashing: bool,
     report_interval: Option<Duration>,
+    heartbeat_interval: Option<Duration>,
     signer_core: Option<usize>,
     redactions: Vec<(String, Redaction)>,
     /// Wiped from memory when the builder is dropped.
@@ -181,6 +187,7 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
             shutdown_timeout: Duration::from_secs(10),
             parallel_hashing: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
             report_interval: Some(Duration::from_secs(60)),
+            heartbeat_interval: Some(DEFAULT_HEARTBEAT_INTERVAL),
             signer_core: None,
             redactions: Vec::new(),
             redaction_key: zeroize::Zeroizing::new(Vec::new()),
@@ -200,6 +207,7 @@ impl<T: Payload> fmt::Debug for RuntimeBuilder<T> {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("parallel_hashing", &self.parallel_hashing)
             .field("report_interval", &self.report_interval)
+            .field("heartbeat_interval", &self.heartbeat_interval)
             .field("signer_core", &self.signer_core)
             .field("redactions", &self.redactions)
             .field("stage_histograms", &self.stage_histograms)
@@ -313,6 +321,36 @@ impl<T: Payload> RuntimeBuilder<T> {
     /// report off.
     pub fn report_interval(mut self, every: Option<Duration>) -> Self {
         self.report_interval = every;
+        self
+    }
+
+    /// How long a run may stay without a seal before the signer writes a
+    /// `heartbeat` seal: an empty, signed seal whose timestamp proves the
+    /// gateway was alive and its chain current at that time, so a central
+    /// collector can tell an idle gateway from a stalled one. `None` turns
+    /// heartbeats off. A zero interval is taken as the smallest one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use auditring::sink::MemorySink;
+    /// use auditring::{AuditPayload, Runtime, SigningKey};
+    ///
+    /// let log = MemorySink::new();
+    /// let runtime = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(log.clone())
+    ///     .heartbeat_interval(Some(Duration::from_millis(20)))
+    ///     .build()?;
+    /// std::thread::sleep(Duration::from_millis(200));
+    /// runtime.shutdown()?;
+    /// let text = String::from_utf8(log.bytes()).unwrap();
+    /// assert!(text.contains(r#""reason":"heartbeat""#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn heartbeat_interval(mut self, every: Option<Duration>) -> Self {
+        self.heartbeat_interval = every;
         self
     }
 
@@ -477,6 +515,7 @@ impl<T: Payload> RuntimeBuilder<T> {
                 chain,
                 parallel_hashing: self.parallel_hashing,
                 report_interval: self.report_interval,
+                heartbeat_interval: self.heartbeat_interval,
                 redactor: Redactor::new(self.redactions, self.redaction_key),
             },
             sinks,

@@ -46,6 +46,9 @@ pub(crate) struct SignerConfig {
     pub(crate) chain: ChainHead,
     pub(crate) parallel_hashing: bool,
     pub(crate) report_interval: Option<Duration>,
+    /// An idle run writes a `heartbeat` seal when no seal was written for
+    /// this long.
+    pub(crate) heartbeat_interval: Option<Duration>,
     pub(crate) redactor: Redactor,
 }
 
@@ -131,6 +134,9 @@ pub(crate) struct Signer<T: Payload> {
     /// When `stats` was last published (a capture clock stamp).
     published: u64,
     report_every_ns: Option<u64>,
+    heartbeat_every_ns: Option<u64>,
+    /// Raw clock stamp of the last seal written.
+    last_seal_stamp: u64,
     /// The last flush ticket served.
     flush_served: u64,
     /// Each lane's published count when the current flush was asked for.
@@ -196,6 +202,10 @@ impl<T: Payload> Signer<T> {
             report_every_ns: config
                 .report_interval
                 .map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
+            heartbeat_every_ns: config
+                .heartbeat_interval
+                .map(|d| d.as_nanos().clamp(1, u128::from(u64::MAX)) as u64),
+            last_seal_stamp: 0,
             flush_served: 0,
             flush_marks: Vec::with_capacity(lanes),
         })
@@ -220,6 +230,14 @@ impl<T: Payload> Signer<T> {
                 && self.consumer.nanos_since(self.batch.oldest_stamp) >= self.max_delay_ns
             {
                 self.seal_batch(SealReason::Timer);
+            } else if let Some(every) = self.heartbeat_every_ns
+                && self.batch.count == 0
+                && !stopping
+                && self.consumer.nanos_since(self.last_seal_stamp) >= every
+            {
+                // Idle: a signed proof of freshness, so a stalled chain
+                // can be told from an idle one.
+                self.seal(SealReason::Heartbeat);
             }
             let wanted = self.pipeline.flush.requested();
             if wanted > self.flush_served {
@@ -403,6 +421,7 @@ impl<T: Payload> Signer<T> {
         let preimage = seal.preimage();
         let signature = self.key.sign(&preimage);
         let signed = clock.stamp();
+        self.last_seal_stamp = signed;
         self.stats
             .record(Stage::Sign, clock.nanos_between(hashed, signed) / 1_000);
         let total = batch.encode_ns + clock.nanos_between(hash_started, hashed);

@@ -216,6 +216,19 @@ impl Checker<'_> {
                 );
                 true
             }
+            (_, Heartbeat) => {
+                self.continue_stream(last, seal);
+                if seal.count != 0 {
+                    self.find_here(
+                        FindingKind::Malformed,
+                        format!(
+                            "heartbeat seal #{} seals {} event(s): a heartbeat seals none",
+                            seal.index, seal.count
+                        ),
+                    );
+                }
+                false
+            }
             (_, _) => {
                 self.continue_stream(last, seal);
                 false

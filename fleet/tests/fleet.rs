@@ -1,0 +1,409 @@
+//! The fleet against a real nats-server: exactly once and in order across
+//! server and shipper crashes, an outage on the hot path, parts, silence,
+//! truncation and tampering.
+
+mod common;
+
+/// The gateway's steady rate: 50k events/s in an optimised build (CI runs
+/// these tests with `--release`); a debug build's signer cannot sustain
+/// that on a loaded 2-core machine, so it records more slowly.
+const RATE: u64 = if cfg!(debug_assertions) {
+    8_000
+} else {
+    50_000
+};
+
+use std::time::Duration;
+
+use auditring::SigningKey;
+use auditring::verify::{Status, Verifier};
+use auditring_nats::{Collector, CollectorConfig, Shipper, ShipperConfig};
+use common::*;
+
+fn shipper(url: &str, log: &std::path::Path, gateway: &str, partition: &str) -> Shipper {
+    Shipper::spawn(
+        ShipperConfig::new(url, log, gateway)
+            .partition(partition)
+            .heartbeat_interval(Duration::from_millis(200)),
+    )
+    .unwrap()
+}
+
+/// Waits until the shipper acknowledged the last local batch.
+fn wait_shipped(shipper: &Shipper, log: &std::path::Path) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let last = local_batches(log).pop().expect("a batch");
+        let m = shipper.metrics();
+        if m.acked_stream == last.stream() && m.acked_seal == Some(last.seal.index) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every batch acknowledged: local last {}:{}, metrics {m:?}",
+            last.stream(),
+            last.seal.index
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn collector(
+    url: &str,
+    dir: &std::path::Path,
+    partition: &str,
+    keys: &[(&str, &SigningKey)],
+) -> Collector {
+    let mut config =
+        CollectorConfig::new(url, dir.join("archive")).durable(format!("c-{partition}"));
+    config.filter = format!("audit.{partition}.>");
+    for (gw, key) in keys {
+        config = config.trust(*gw, key.public_key());
+    }
+    Collector::open(config).unwrap()
+}
+
+/// Polls until the collector archived `batches` batches of `gateway`.
+fn collect_all(c: &mut Collector, gateway: &str, batches: usize) {
+    eventually("the collector has every batch", || {
+        c.poll(Duration::from_millis(200)).unwrap();
+        c.report()
+            .gateway(gateway)
+            .is_some_and(|g| g.batches as usize >= batches)
+    });
+}
+
+/// The archive is the local log, byte for byte, and verifies intact.
+fn assert_archive_is_the_log(
+    c: &mut Collector,
+    dir: &std::path::Path,
+    gateway: &str,
+    log: &std::path::Path,
+    key: &SigningKey,
+) {
+    c.sync().unwrap();
+    let archive = dir.join("archive").join(gateway).join("audit.jsonl");
+    let archived = std::fs::read(&archive).unwrap();
+    assert!(
+        archived == local_bytes(log),
+        "the archive differs from the local log"
+    );
+    let report = Verifier::new([key.public_key()]).verify_bytes(&archived);
+    assert_eq!(report.status(), Status::Intact, "{report:?}");
+}
+
+#[test]
+fn exactly_once_and_in_order_across_a_server_kill() {
+    let mut server = Server::start("kill");
+    let dir = scratch("kill");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, Some(1 << 20));
+    let ship = shipper(&server.url(), &log, "gw-kill", "kill");
+    let n = RATE;
+    let dropped = record(&rt, n, RATE);
+    eventually("some batches acknowledged", || ship.acked_batches() > 5);
+    server.kill9();
+    let dropped2 = record(&rt, n, RATE);
+    std::thread::sleep(Duration::from_secs(2));
+    server.restart();
+    let report = rt.shutdown().unwrap();
+    assert_eq!(dropped + dropped2, 0);
+    assert_eq!(report.sealed, 2 * n);
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert!(files > 3, "the test should rotate");
+    wait_shipped(&ship, &log);
+    let metrics = ship.stop().unwrap();
+    assert!(
+        metrics.retries > 0,
+        "the outage should have caused retries: {metrics:?}"
+    );
+    let batches = local_batches(&log).len();
+    assert_eq!(
+        stored_messages(&server.url(), "audit.kill.gw-kill"),
+        batches as u64,
+        "every batch stored exactly once"
+    );
+    let mut c = collector(&server.url(), &dir, "kill", &[("gw-kill", &key)]);
+    collect_all(&mut c, "gw-kill", batches);
+    let g = c.report().gateway("gw-kill").unwrap().clone();
+    assert_eq!(g.status, "ok", "{g:?}");
+    assert_eq!(g.events, 2 * n);
+    assert_archive_is_the_log(&mut c, &dir, "gw-kill", &log, &key);
+}
+
+/// Not a test of its own: the shipper process that
+/// `a_shipper_killed_with_a_stale_cursor_skips_what_is_stored` SIGKILLs.
+#[test]
+fn shipper_child_process() {
+    let (Ok(url), Ok(log)) = (
+        std::env::var("FLEET_CHILD_URL"),
+        std::env::var("FLEET_CHILD_LOG"),
+    ) else {
+        return;
+    };
+    let partition = std::env::var("FLEET_CHILD_PARTITION").unwrap_or_default();
+    let _ship = shipper(&url, std::path::Path::new(&log), "gw-stale", &partition);
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+fn wait_stored(url: &str, subject: &str, log: &std::path::Path) {
+    eventually("every local batch stored", || {
+        stored_messages(url, subject) == local_batches(log).len() as u64
+    });
+}
+
+#[test]
+fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
+    let server = shared_or_start("stale");
+    let p = partition("stale");
+    let dir = scratch("stale");
+    let log = dir.join("audit.jsonl");
+    let cursor = dir.join("audit.jsonl.ship-cursor");
+    let subject = &format!("audit.{p}.gw-stale");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, None);
+    let mut child = ChildGuard(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "shipper_child_process", "--nocapture"])
+            .env("FLEET_CHILD_URL", server.url())
+            .env("FLEET_CHILD_LOG", &log)
+            .env("FLEET_CHILD_PARTITION", &p)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    record(&rt, 2_000, 0);
+    rt.flush(DEADLINE).unwrap();
+    wait_stored(&server.url(), subject, &log);
+    std::thread::sleep(Duration::from_millis(300));
+    record(&rt, 10, 0);
+    rt.flush(DEADLINE).unwrap();
+    eventually("a saved cursor", || cursor.exists());
+    let stale = std::fs::read(&cursor).unwrap();
+    record(&rt, 3_000, 0);
+    rt.flush(DEADLINE).unwrap();
+    wait_stored(&server.url(), subject, &log);
+    child.kill9();
+    // Whatever the kill left, the cursor is stale now.
+    std::fs::write(&cursor, &stale).unwrap();
+    rt.shutdown().unwrap();
+    let ship = shipper(&server.url(), &log, "gw-stale", &p);
+    wait_shipped(&ship, &log);
+    let m = ship.stop().unwrap();
+    assert!(m.skipped > 0, "{m:?}");
+    assert_eq!(m.server_behind, 0, "{m:?}");
+    let batches = local_batches(&log).len();
+    assert_eq!(
+        stored_messages(&server.url(), subject),
+        batches as u64,
+        "stored exactly once"
+    );
+    let mut c = collector(&server.url(), &dir, &p, &[("gw-stale", &key)]);
+    collect_all(&mut c, "gw-stale", batches);
+    assert_eq!(c.report().gateway("gw-stale").unwrap().status, "ok");
+    assert_archive_is_the_log(&mut c, &dir, "gw-stale", &log, &key);
+}
+
+#[test]
+fn an_outage_drops_nothing_on_the_hot_path_and_the_backlog_catches_up() {
+    let mut server = Server::start("outage");
+    let dir = scratch("outage");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, None);
+    let ship = shipper(&server.url(), &log, "gw-out", "outage");
+    // One second before, five seconds of outage, two seconds after.
+    let mut failed = record(&rt, RATE, RATE);
+    server.kill9();
+    failed += record(&rt, 5 * RATE, RATE);
+    server.restart();
+    failed += record(&rt, 2 * RATE, RATE);
+    let report = rt.shutdown().unwrap();
+    assert_eq!(failed, 0, "record() failed during the outage");
+    assert_eq!((report.dropped, report.refused), (0, 0), "{report:?}");
+    assert_eq!(report.sealed, 8 * RATE);
+    wait_shipped(&ship, &log);
+    let m = ship.stop().unwrap();
+    assert_eq!(m.acked_events, 8 * RATE, "{m:?}");
+    assert_eq!(
+        stored_messages(&server.url(), "audit.outage.gw-out"),
+        local_batches(&log).len() as u64
+    );
+}
+
+#[test]
+fn a_batch_larger_than_the_maximum_payload_ships_in_parts() {
+    let server = Server::start_with("parts", &["max_payload: 65536"]);
+    let dir = scratch("parts");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, None);
+    record(&rt, 3_000, 0);
+    rt.shutdown().unwrap();
+    let biggest = local_batches(&log)
+        .iter()
+        .map(|b| b.bytes.len())
+        .max()
+        .unwrap();
+    assert!(
+        biggest > 4 * 65536,
+        "batches of {biggest} bytes are too small for this test"
+    );
+    let ship = shipper(&server.url(), &log, "gw-parts", "parts");
+    wait_shipped(&ship, &log);
+    ship.stop().unwrap();
+    let batches = local_batches(&log).len();
+    assert!(stored_messages(&server.url(), "audit.parts.gw-parts") > batches as u64 * 2);
+    let mut c = collector(&server.url(), &dir, "parts", &[("gw-parts", &key)]);
+    collect_all(&mut c, "gw-parts", batches);
+    let g = c.report().gateway("gw-parts").unwrap().clone();
+    assert_eq!((g.status.as_str(), g.events), ("ok", 3_000), "{g:?}");
+    assert_archive_is_the_log(&mut c, &dir, "gw-parts", &log, &key);
+}
+
+#[test]
+fn a_gateway_that_stops_shipping_is_reported_silent() {
+    let server = shared_or_start("silent");
+    let p = partition("silent");
+    let dir = scratch("silent");
+    let key = SigningKey::generate();
+    let (log_a, log_b) = (dir.join("a.jsonl"), dir.join("b.jsonl"));
+    let (rt_a, rt_b) = (runtime(&key, &log_a, None), runtime(&key, &log_b, None));
+    record(&rt_a, 1_000, 0);
+    record(&rt_b, 1_000, 0);
+    let ship_a = shipper(&server.url(), &log_a, "gw-a", &p);
+    let ship_b = shipper(&server.url(), &log_b, "gw-b", &p);
+    let mut config = CollectorConfig::new(server.url(), dir.join("archive"))
+        .durable(format!("c-{p}"))
+        .trust_any(key.public_key())
+        .expect_gateway("gw-a")
+        .expect_gateway("gw-b")
+        .expect_gateway("gw-never")
+        .silent_after(Duration::from_secs(3));
+    config.filter = format!("audit.{p}.>");
+    let mut c = Collector::open(config).unwrap();
+    eventually("both gateways ok", || {
+        c.poll(Duration::from_millis(200)).unwrap();
+        let r = c.report();
+        r.gateway("gw-a").is_some_and(|g| g.status == "ok")
+            && r.gateway("gw-b").is_some_and(|g| g.status == "ok")
+    });
+    // gw-a stops shipping; gw-b stays idle but alive (heartbeat seals).
+    ship_a.stop().unwrap();
+    eventually("gw-a silent", || {
+        c.poll(Duration::from_millis(200)).unwrap();
+        c.report()
+            .gateway("gw-a")
+            .is_some_and(|g| g.silent && g.status == "silent")
+    });
+    let r = c.report();
+    let b = r.gateway("gw-b").unwrap();
+    assert_eq!(
+        b.status, "ok",
+        "an idle gateway with heartbeat seals is not silent: {b:?}"
+    );
+    assert!(b.lag_seconds.unwrap() < 30.0, "{b:?}");
+    assert_eq!(r.gateway("gw-never").unwrap().status, "never_seen");
+    assert!(!r.any_tampered());
+    drop(ship_b);
+    drop((rt_a, rt_b));
+}
+
+#[test]
+fn deleting_a_trailing_run_after_shipping_is_truncated() {
+    let server = shared_or_start("trunc");
+    let p = partition("trunc");
+    let dir = scratch("trunc");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    for _ in 0..2 {
+        let rt = runtime(&key, &log, None);
+        record(&rt, 500, 0);
+        rt.shutdown().unwrap();
+    }
+    let ship = shipper(&server.url(), &log, "gw-t", &p);
+    wait_shipped(&ship, &log);
+    ship.stop().unwrap();
+    let mut c = collector(&server.url(), &dir, &p, &[("gw-t", &key)]);
+    let batches = local_batches(&log);
+    collect_all(&mut c, "gw-t", batches.len());
+    assert_eq!(c.report().gateway("gw-t").unwrap().status, "ok");
+    // The attacker cuts the second run and the gateway goes on.
+    let first_close = batches
+        .iter()
+        .find(|b| b.seal.reason == auditring::format::seal::SealReason::Close)
+        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    f.set_len(first_close.end.offset).unwrap();
+    drop(f);
+    let rt = runtime(&key, &log, None);
+    record(&rt, 100, 0);
+    rt.shutdown().unwrap();
+    // Locally the log verifies: nothing shows the missing run.
+    let local = Verifier::new([key.public_key()]).verify_bytes(&local_bytes(&log));
+    assert_eq!(local.status(), Status::Intact, "{local:?}");
+    let ship = shipper(&server.url(), &log, "gw-t", &p);
+    wait_shipped(&ship, &log);
+    let m = ship.stop().unwrap();
+    assert!(m.server_behind > 0, "the shipper raises the alarm: {m:?}");
+    eventually("the collector reports the truncation", || {
+        c.poll(Duration::from_millis(200)).unwrap();
+        c.report().gateway("gw-t").is_some_and(|g| g.truncated)
+    });
+    let r = c.report();
+    let g = r.gateway("gw-t").unwrap();
+    assert_eq!(g.status, "tampered");
+    assert!(
+        g.tampering.iter().any(|t| t.starts_with("truncated")),
+        "{g:?}"
+    );
+}
+
+#[test]
+fn tampering_with_a_stored_message_is_detected() {
+    let server = shared_or_start("tamper");
+    let p = partition("tamper");
+    let dir = scratch("tamper");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, None);
+    record(&rt, 3_000, 0);
+    rt.shutdown().unwrap();
+    let mut c = collector(&server.url(), &dir, &p, &[("gw-x", &key)]);
+    // Whoever can publish on the subject stores a changed batch first.
+    let batches = local_batches(&log);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        for (i, b) in batches.iter().enumerate() {
+            let mut bytes = b.bytes.clone();
+            if i == 1 {
+                let at = bytes.windows(5).position(|w| w == b"12345").unwrap();
+                bytes[at] = b'9';
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Auditring-Gateway", "gw-x");
+            headers.insert("Auditring-Stream", b.stream().as_str());
+            headers.insert("Auditring-Seal", b.seal.index.to_string().as_str());
+            js.publish_with_headers(format!("audit.{p}.gw-x"), headers, bytes.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    });
+    collect_all(&mut c, "gw-x", batches.len());
+    let r = c.report();
+    let g = r.gateway("gw-x").unwrap();
+    assert_eq!(g.status, "tampered", "{g:?}");
+    assert!(
+        g.tampering.iter().any(|t| t.starts_with("modified")),
+        "{g:?}"
+    );
+}
