@@ -90,6 +90,9 @@
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+// The derive macros name this crate `::auditring`, here as in users' code.
+extern crate self as auditring;
+
 mod capture;
 pub mod config;
 pub mod format;
@@ -99,6 +102,13 @@ pub mod sink;
 pub mod stats;
 pub mod verify;
 
+/// Derives [`JsonValue`](trait@JsonValue) for an enum of unit variants,
+/// each written as its snake_case name (or `#[payload(rename = "...")]`).
+pub use auditring_derive::JsonValue;
+/// Derives [`Payload`](trait@Payload), `Clone`, [`EncodeJson`] and
+/// [`StringFields`] for a struct, with an accessor and a setter per inline
+/// string field: see [`Payload`](trait@Payload#deriving).
+pub use auditring_derive::Payload;
 pub use capture::affinity::{PinError, available_cores, pin_current_thread};
 pub use capture::recorder::{FullPolicy, RecordError, Recorder};
 pub use capture::{
@@ -106,19 +116,26 @@ pub use capture::{
     DEFAULT_MAX_RING_BYTES, MAX_LANE_CAPACITY, MAX_PRODUCERS, RecorderError,
 };
 pub use format::checkpoint::{Checkpoint, CheckpointError};
+pub use format::encode::{EncodeJson, JsonObject, JsonValue};
 pub use format::event::event_line;
 pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey, is_low_s};
-pub use format::redact::Redaction;
+pub use format::redact::{Redaction, Redactor};
 pub use format::seal::{
     ChainHead, FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError,
     SealReason,
 };
-pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
+pub use payload::{AuditPayload, Decision, InlineStr, Payload, StringFields, Truncated, capacity};
 pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
 pub use pipeline::runtime::{
     BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
     StatsSnapshot,
 };
+
+/// What derived code names; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

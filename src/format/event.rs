@@ -6,9 +6,9 @@
 //! {"v":2,"kind":"event","stream":"<uuid>","seq":<n>,"id":"<uuid v7>","ts":"<rfc3339>","payload":<payload json>}
 //! ```
 
+use crate::format::encode::EncodeJson;
 use crate::format::json;
 use crate::format::redact::Redactor;
-use crate::payload::Payload;
 
 /// Appends a UUID in its lower-case hyphenated form (36 bytes).
 #[inline]
@@ -132,10 +132,10 @@ impl IdGenerator {
 /// Appends one event line (with its newline) and returns the range of
 /// `out` holding the line without the newline (the bytes that are hashed).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn write_event_line<T: Payload>(
+pub(crate) fn write_event_line<T: EncodeJson + ?Sized>(
     out: &mut Vec<u8>,
     clock: &mut json::Rfc3339Writer,
-    redaction: Option<(&Redactor, &mut Vec<u8>)>,
+    redactor: &Redactor,
     stream: &[u8; 16],
     seq: u64,
     id: &[u8; 16],
@@ -152,14 +152,7 @@ pub(crate) fn write_event_line<T: Payload>(
     out.extend_from_slice(br#"","ts":""#);
     clock.write(out, unix_nanos);
     out.extend_from_slice(br#"","payload":"#);
-    match redaction {
-        Some((redactor, scratch)) if !redactor.is_empty() => {
-            scratch.clear();
-            payload.write_json(scratch);
-            redactor.apply(scratch, out);
-        }
-        _ => payload.write_json(out),
-    }
+    payload.write_json(out, redactor);
     out.push(b'}');
     let end = out.len();
     out.push(b'\n');
@@ -178,7 +171,7 @@ pub(crate) fn write_event_line<T: Payload>(
 /// let line = event_line(&[0; 16], 7, &[1; 16], 0, &AuditPayload::default());
 /// assert!(line.starts_with(br#"{"v":2,"kind":"event","stream":"00000000-0000-0000-0000-000000000000","seq":7,"#));
 /// ```
-pub fn event_line<T: Payload>(
+pub fn event_line<T: EncodeJson + ?Sized>(
     stream: &[u8; 16],
     seq: u64,
     id: &[u8; 16],
@@ -188,7 +181,14 @@ pub fn event_line<T: Payload>(
     let mut out = Vec::new();
     let mut clock = json::Rfc3339Writer::default();
     let range = write_event_line(
-        &mut out, &mut clock, None, stream, seq, id, unix_nanos, payload,
+        &mut out,
+        &mut clock,
+        Redactor::none(),
+        stream,
+        seq,
+        id,
+        unix_nanos,
+        payload,
     );
     out.truncate(range.end);
     out
@@ -290,7 +290,16 @@ mod tests {
         p.set_action("x");
         let mut out = b"previous\n".to_vec();
         let mut clock = json::Rfc3339Writer::default();
-        let range = write_event_line(&mut out, &mut clock, None, &[1; 16], 42, &[2; 16], 0, &p);
+        let range = write_event_line(
+            &mut out,
+            &mut clock,
+            Redactor::none(),
+            &[1; 16],
+            42,
+            &[2; 16],
+            0,
+            &p,
+        );
         let line = &out[range.clone()];
         assert_eq!(out[range.end], b'\n');
         let text = std::str::from_utf8(line).unwrap();

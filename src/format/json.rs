@@ -101,6 +101,13 @@ pub(crate) fn write_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(buf.format(n).as_bytes());
 }
 
+/// Appends a signed integer in decimal.
+#[inline]
+pub(crate) fn write_i64(out: &mut Vec<u8>, n: i64) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(n).as_bytes());
+}
+
 /// Appends bytes as lower-case hex.
 pub(crate) fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     for &b in bytes {

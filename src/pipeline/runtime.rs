@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 
 use crate::capture::recorder::{FullPolicy, Recorder};
 use crate::capture::{Capture, CaptureBuilder, ConfigError, RecorderError};
+use crate::format::encode::EncodeJson;
 use crate::format::event::uuid_string;
 use crate::format::keys::SigningKey;
 use crate::format::redact::{Redaction, Redactor};
@@ -22,7 +23,7 @@ use crate::pipeline::flush::{FlushError, FlushHandle, FlushReport, FlushShared, 
 use crate::pipeline::signer::{Signer, SignerConfig, SignerOutcome};
 use crate::pipeline::writer::{SinkEntry, WriterShared};
 use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
-use crate::stats::{Histograms, PayloadLatency, Percentiles, Stage};
+use crate::stats::{Histograms, LatencySource, PayloadLatency, Percentiles, Stage};
 use serde::Serialize;
 
 /// Why a runtime could not be built. Each variant says what to change.
@@ -44,6 +45,14 @@ pub enum BuildError {
     /// A [`Redaction::Hmac`] rule without a redaction key of 16 bytes or
     /// more.
     RedactionKey,
+    /// A redaction rule names a field the payload does not have, or one it
+    /// declares never redacted: the rule would hide nothing.
+    RedactField {
+        /// The field the rule names.
+        field: String,
+        /// The fields rules may name.
+        redactable: &'static [&'static str],
+    },
     /// The signer core does not exist (or is not available to the process).
     Pin(crate::capture::affinity::PinError),
     /// A sink could not read where its existing log ends.
@@ -73,6 +82,11 @@ impl fmt::Display for BuildError {
             BuildError::Pin(e) => write!(f, "signer_core: {e}"),
             BuildError::RedactionKey => f.write_str(
                 "an HMAC redaction needs a secret key of at least 16 bytes: call `.redaction_key(...)` with one kept apart from the log",
+            ),
+            BuildError::RedactField { field, redactable } => write!(
+                f,
+                "redaction rule for `{field}`: the payload has no redactable field of that name, so the rule would hide nothing; fields that can be redacted: {}",
+                redactable.join(", ")
             ),
             BuildError::Resume { sink, source } => {
                 write!(f, "sink '{sink}' cannot continue its existing log: {source}")
@@ -136,7 +150,7 @@ impl From<ConfigError> for BuildError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub struct RuntimeBuilder<T: Payload = AuditPayload> {
+pub struct RuntimeBuilder<T: Payload + EncodeJson + LatencySource = AuditPayload> {
     capture: CaptureBuilder<T>,
     key: Option<SigningKey>,
     sinks: Vec<SinkEntry>,
@@ -152,7 +166,7 @@ pub struct RuntimeBuilder<T: Payload = AuditPayload> {
     redaction_key: zeroize::Zeroizing<Vec<u8>>,
 }
 
-impl<T: Payload> Default for RuntimeBuilder<T> {
+impl<T: Payload + EncodeJson + LatencySource> Default for RuntimeBuilder<T> {
     fn default() -> Self {
         Self {
             capture: CaptureBuilder::default(),
@@ -171,7 +185,7 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
     }
 }
 
-impl<T: Payload> fmt::Debug for RuntimeBuilder<T> {
+impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for RuntimeBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RuntimeBuilder")
             .field("key", &self.key)
@@ -188,7 +202,7 @@ impl<T: Payload> fmt::Debug for RuntimeBuilder<T> {
     }
 }
 
-impl<T: Payload> RuntimeBuilder<T> {
+impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
     /// The key that signs every seal.
     pub fn signing_key(mut self, key: SigningKey) -> Self {
         self.key = Some(key);
@@ -305,8 +319,25 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
-    /// Redacts a top-level payload field before it is encoded: the value
+    /// Redacts a top-level payload field while it is encoded: the value
     /// never reaches a sink, and the seal covers what was written.
+    /// [`build`](RuntimeBuilder::build) refuses a rule naming a field the
+    /// payload cannot redact ([`BuildError::RedactField`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::sink::MemorySink;
+    /// use auditring::{AuditPayload, BuildError, Redaction, Runtime, SigningKey};
+    ///
+    /// let err = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(MemorySink::new())
+    ///     .redact("sesion_id", Redaction::Mask) // misspelt
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, BuildError::RedactField { .. }));
+    /// ```
     pub fn redact(mut self, field: impl Into<String>, with: Redaction) -> Self {
         self.redactions.push((field.into(), with));
         self
@@ -349,13 +380,23 @@ impl<T: Payload> RuntimeBuilder<T> {
         {
             return Err(BuildError::RedactionKey);
         }
+        if let Some(redactable) = T::REDACTABLE
+            && let Some((field, _)) = self
+                .redactions
+                .iter()
+                .find(|(field, _)| !redactable.contains(&field.as_str()))
+        {
+            return Err(BuildError::RedactField {
+                field: field.clone(),
+                redactable,
+            });
+        }
         if let Some(core) = self.signer_core {
             let available = crate::available_cores();
             if !available.contains(&core) {
-                return Err(BuildError::Pin(crate::capture::affinity::PinError::NoSuchCore {
-                    core,
-                    available,
-                }));
+                return Err(BuildError::Pin(
+                    crate::capture::affinity::PinError::NoSuchCore { core, available },
+                ));
             }
         }
         let mut sinks = self.sinks;
@@ -405,7 +446,11 @@ impl<T: Payload> RuntimeBuilder<T> {
                 chain,
                 parallel_hashing: self.parallel_hashing,
                 report_interval: self.report_interval,
-                redactor: Redactor::new(self.redactions, self.redaction_key),
+                redactor: Redactor::new(self.redactions, {
+                    // Moved out; the emptied `Zeroizing` wipes nothing more.
+                    let mut key = self.redaction_key;
+                    std::mem::take(&mut *key)
+                }),
             },
             sinks,
             WriterShared {
@@ -673,7 +718,7 @@ impl std::error::Error for ShutdownError {}
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "dropping the runtime shuts it down"]
-pub struct Runtime<T: Payload = AuditPayload> {
+pub struct Runtime<T: Payload + EncodeJson + LatencySource = AuditPayload> {
     capture: Capture<T>,
     stop: Arc<AtomicBool>,
     abandon: Arc<AtomicBool>,
@@ -688,7 +733,7 @@ pub struct Runtime<T: Payload = AuditPayload> {
     shutdown_timeout: Duration,
 }
 
-impl<T: Payload> Runtime<T> {
+impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
     /// A builder with the defaults listed on [`RuntimeBuilder`].
     pub fn builder() -> RuntimeBuilder<T> {
         RuntimeBuilder::default()
@@ -911,7 +956,7 @@ impl<T: Payload> Runtime<T> {
     }
 }
 
-impl<T: Payload> Drop for Runtime<T> {
+impl<T: Payload + EncodeJson + LatencySource> Drop for Runtime<T> {
     fn drop(&mut self) {
         if self.signer.is_some()
             && let Err(e) = self.stop_signer()
@@ -921,7 +966,7 @@ impl<T: Payload> Drop for Runtime<T> {
     }
 }
 
-impl<T: Payload> fmt::Debug for Runtime<T> {
+impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for Runtime<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("stats", &self.stats())

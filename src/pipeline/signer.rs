@@ -9,6 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::capture::{CapturedEvent, Consumer};
+use crate::format::encode::EncodeJson;
 use crate::format::event::{self, IdGenerator};
 use crate::format::keys::SigningKey;
 use crate::format::merkle::Hash;
@@ -20,6 +21,7 @@ use crate::pipeline::flush::FlushShared;
 use crate::pipeline::hasher::{BatchHasher, Lines};
 use crate::pipeline::writer::{Sealed, SinkEntry, Writer, WriterShared};
 use crate::sink::RotationSignal;
+use crate::stats::LatencySource;
 use crate::stats::{Histograms, Stage};
 
 /// What the signer did over its whole run.
@@ -66,11 +68,10 @@ struct BatchState {
     /// Time spent draining and encoding this batch, ns.
     encode_ns: u64,
     redactor: Redactor,
-    scratch: Vec<u8>,
 }
 
 impl BatchState {
-    fn add<T: Payload>(
+    fn add<T: Payload + EncodeJson + LatencySource>(
         &mut self,
         event: CapturedEvent<'_, T>,
         stats: &mut Histograms,
@@ -89,7 +90,7 @@ impl BatchState {
         let range = event::write_event_line(
             &mut self.lines.buf,
             &mut self.timestamps,
-            Some((&self.redactor, &mut self.scratch)),
+            &self.redactor,
             &self.stream,
             seq,
             &id,
@@ -104,7 +105,7 @@ impl BatchState {
 }
 
 /// The signer: owns the consumer side of the ring, the key and the sinks.
-pub(crate) struct Signer<T: Payload> {
+pub(crate) struct Signer<T: Payload + EncodeJson + LatencySource> {
     consumer: Consumer<T>,
     key: SigningKey,
     writer: Writer,
@@ -134,7 +135,7 @@ pub(crate) struct Signer<T: Payload> {
     flush_marks: Vec<u64>,
 }
 
-impl<T: Payload> Signer<T> {
+impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
     pub(crate) fn new(
         consumer: Consumer<T>,
         config: SignerConfig,
@@ -175,7 +176,6 @@ impl<T: Payload> Signer<T> {
                 timestamps: crate::format::json::Rfc3339Writer::default(),
                 encode_ns: 0,
                 redactor: config.redactor,
-                scratch: Vec::new(),
             },
             next_index: 0,
             prev: config.chain.prev,
