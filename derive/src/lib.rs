@@ -6,7 +6,7 @@
 //! other [`JsonValue`]s generates the slot-reuse `Payload` implementation
 //! (`clear`), a `Clone` whose `clone_from` copies only the bytes in use,
 //! an accessor and a setter with a truncation mark for each `InlineStr`
-//! field, and an `EncodeJson` implementation that writes the fields in
+//! field, an accessor for the `Truncated<Self>` marks, and an `EncodeJson` implementation that writes the fields in
 //! declaration order as one JSON object, constant fragments as
 //! precomputed byte strings, applying redaction rules while encoding.
 //!
@@ -275,6 +275,17 @@ fn payload(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
     });
     let names = strings.iter().map(|f| f.key.as_str());
+    let truncated_accessor = fields.iter().find(|f| f.kind == Kind::Truncated).map(|f| {
+        let id = f.ident;
+        let ty = f.ty;
+        quote! {
+            /// Which inline string fields were cut to fit their capacity.
+            #[inline]
+            #vis fn #id(&self) -> #ty {
+                self.#id
+            }
+        }
+    });
 
     // The encoder: constant fragments, then each value.
     let encoded: Vec<&Field> = fields.iter().filter(|f| !f.skip).collect();
@@ -375,6 +386,7 @@ fn payload(input: &DeriveInput) -> syn::Result<TokenStream2> {
 
         impl #name {
             #(#accessors)*
+            #truncated_accessor
         }
 
         impl #krate::EncodeJson for #name {

@@ -123,11 +123,6 @@ impl Redactor {
         self.rules.is_empty()
     }
 
-    /// The fields the rules name, in rule order.
-    pub fn fields(&self) -> impl Iterator<Item = &str> {
-        self.rules.iter().map(|(field, _)| field.as_str())
-    }
-
     /// The rule for a field, if any.
     #[inline]
     pub(crate) fn rule(&self, field: &str) -> Option<Redaction> {
@@ -179,8 +174,10 @@ mod tests {
         );
         assert_eq!(r.rule("a"), Some(Redaction::Mask));
         assert_eq!(r.rule("b"), None);
-        assert_eq!(r.fields().collect::<Vec<_>>(), ["a", "a"]);
         assert!(Redactor::none().is_empty());
-        assert!(!format!("{r:?}").contains("key: []"));
+        assert!(
+            format!("{r:?}").contains("<secret>"),
+            "the key is never printed"
+        );
     }
 }

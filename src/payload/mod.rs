@@ -44,7 +44,7 @@ use crate::format::json;
 ///   (with the field's doc comment) and a setter `set_name(&mut self,
 ///   &str) -> &mut Self` that cuts an over-long value at a UTF-8 boundary
 ///   and marks the field in the payload's one `Truncated<Self>` field,
-///   which such a payload must have;
+///   which such a payload must have (and an accessor for that field);
 /// - [`EncodeJson`](crate::EncodeJson): the fields in declaration order as
 ///   one JSON object, escaped exactly as the log's writer escapes, constant
 ///   fragments (`,"action":"`) precomputed, no allocation, and every field
@@ -78,7 +78,7 @@ use crate::format::json;
 /// login.set_user("alice-in-wonderland");
 /// login.ok = true;
 /// assert_eq!(login.user(), "alice-in");
-/// assert!(login.truncated.contains("user"));
+/// assert!(login.truncated().contains("user"));
 ///
 /// let mut out = Vec::new();
 /// login.write_json(&mut out, Redactor::none());
@@ -86,7 +86,7 @@ use crate::format::json;
 ///
 /// login.clear();
 /// assert_eq!(login.user(), "");
-/// assert!(login.truncated.is_empty());
+/// assert!(login.truncated().is_empty());
 /// ```
 pub trait Payload: Default + Clone + Send + 'static {
     /// Resets the value to an empty event, as `Default` would, without
@@ -550,14 +550,6 @@ pub struct AuditPayload {
     /// The run or sandbox the event belongs to.
     sandbox_id: InlineStr<{ capacity::SANDBOX_ID }>,
     truncated: Truncated<AuditPayload>,
-}
-
-impl AuditPayload {
-    /// Which string fields were cut to fit their capacity.
-    #[inline]
-    pub fn truncated(&self) -> Truncated {
-        self.truncated
-    }
 }
 
 impl crate::stats::LatencySource for AuditPayload {
