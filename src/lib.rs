@@ -85,7 +85,7 @@
 //! A payload plays three parts, each a trait of the layer that needs it:
 //! the ring needs only [`Payload`](trait@Payload) (a `Default + Clone +
 //! Send` type with a cheap `clear`); a [`Runtime`] also writes it into the
-//! log ([`EncodeJson`], in [`format`]) and asks it for the gateway's
+//! log ([`EncodeJson`], in [`format`](mod@format)) and asks it for the gateway's
 //! latencies ([`LatencySource`](stats::LatencySource), in [`stats`]).
 //!
 //! `#[derive(Payload)]` writes the first two from one list of fields:

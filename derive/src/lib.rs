@@ -275,13 +275,14 @@ fn payload(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
     });
     let names = strings.iter().map(|f| f.key.as_str());
+    // The accessor's return type also checks that the marks name this
+    // payload's fields (`Truncated` alone would name `AuditPayload`'s).
     let truncated_accessor = fields.iter().find(|f| f.kind == Kind::Truncated).map(|f| {
         let id = f.ident;
-        let ty = f.ty;
         quote! {
             /// Which inline string fields were cut to fit their capacity.
             #[inline]
-            #vis fn #id(&self) -> #ty {
+            #vis fn #id(&self) -> #krate::Truncated<Self> {
                 self.#id
             }
         }

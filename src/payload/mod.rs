@@ -88,6 +88,60 @@ use crate::format::json;
 /// assert_eq!(login.user(), "");
 /// assert!(login.truncated().is_empty());
 /// ```
+///
+/// The derive refuses, at compile time, a payload whose cuts would go
+/// unrecorded (inline strings but no `Truncated<Self>` field):
+///
+/// ```compile_fail
+/// #[derive(Default, auditring::Payload)]
+/// struct Silent {
+///     user: auditring::InlineStr<8>,
+/// }
+/// ```
+///
+/// marks that name another payload's fields (`Truncated` alone is
+/// `Truncated<AuditPayload>`):
+///
+/// ```compile_fail
+/// #[derive(Default, auditring::Payload)]
+/// struct Wrong {
+///     user: auditring::InlineStr<8>,
+///     truncated: auditring::Truncated,
+/// }
+/// ```
+///
+/// two fields written under one JSON key:
+///
+/// ```compile_fail
+/// #[derive(Default, auditring::Payload)]
+/// struct Twice {
+///     user: u32,
+///     #[payload(rename = "user")]
+///     uid: u32,
+/// }
+/// ```
+///
+/// and an unknown attribute:
+///
+/// ```compile_fail
+/// #[derive(Default, auditring::Payload)]
+/// struct Typo {
+///     #[payload(no_redcat)]
+///     n: u32,
+/// }
+/// ```
+///
+/// each of which compiles once fixed:
+///
+/// ```
+/// #[derive(Default, auditring::Payload)]
+/// struct Fine {
+///     user: auditring::InlineStr<8>,
+///     #[payload(rename = "uid", no_redact)]
+///     n: u32,
+///     truncated: auditring::Truncated<Fine>,
+/// }
+/// ```
 pub trait Payload: Default + Clone + Send + 'static {
     /// Resets the value to an empty event, as `Default` would, without
     /// touching more memory than needed.
