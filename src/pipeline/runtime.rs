@@ -129,7 +129,7 @@ impl From<ConfigError> for BuildError {
 /// | [`shutdown_timeout`](RuntimeBuilder::shutdown_timeout) | 10 s | bound on draining at shutdown |
 /// | [`report_interval`](RuntimeBuilder::report_interval) | 60 s | periodic stats report through `tracing` |
 /// | [`signer_core`](RuntimeBuilder::signer_core) | not pinned | core the signer thread is pinned to |
-/// | [`redact`](RuntimeBuilder::redact) | none | fields removed, masked or replaced by an HMAC before encoding |
+/// | [`redact`](RuntimeBuilder::redact) | none | fields removed, masked or replaced by an HMAC while encoding; checked against the payload's redactable fields |
 /// | [`redaction_key`](RuntimeBuilder::redaction_key) | none | secret of HMAC redaction (16 bytes or more) |
 ///
 /// # Examples
