@@ -8,8 +8,8 @@ use auditring::sink::MemorySink;
 use auditring::stats::{LatencySample, LatencySource};
 use auditring::verify::{Status, Verifier};
 use auditring::{
-    BuildError, Decision, EncodeJson, FullPolicy, InlineStr, JsonValue, Payload, Redaction,
-    Redactor, Runtime, SigningKey, Truncated,
+    AuditPayload, BuildError, Decision, EncodeJson, FullPolicy, InlineStr, JsonValue, Payload,
+    Redaction, Redactor, Runtime, SigningKey, Truncated,
 };
 use proptest::prelude::*;
 use serde_json::value::RawValue;
@@ -366,6 +366,55 @@ fn redaction_while_encoding_matches_redacting_after() {
             let ours = encode(&p, &redactor);
             assert_eq!(ours, redact_after(&plain, &rules, KEY), "{with} {set:?}");
             serde_json::from_str::<serde_json::Value>(&ours).expect("valid JSON");
+        }
+    }
+}
+
+#[test]
+fn audit_payload_redaction_while_encoding_matches_redacting_after() {
+    const KEY: &[u8] = b"0123456789abcdef-test";
+    let mut e = AuditPayload::default();
+    e.set_session_id("s\"1\n")
+        .set_token_id("tok")
+        .set_agent_id(&"é".repeat(40))
+        .set_action("http.get")
+        .set_resource("https://x/y?a=\u{1}")
+        .set_deny_reason("no \\ way")
+        .set_context_hash("sha256:00")
+        .set_bundle_version("v3")
+        .set_sandbox_id("");
+    e.decision = Decision::Deny;
+    e.enforcement_latency_us = 5;
+    e.dispatch_status = 403;
+    e.dispatch_latency_us = 7;
+    e.response_size = 11;
+    let plain = {
+        let mut out = Vec::new();
+        e.write_json(&mut out, Redactor::none());
+        String::from_utf8(out).unwrap()
+    };
+    let fields = <AuditPayload as EncodeJson>::REDACTABLE.expect("derived");
+    assert_eq!(
+        fields.len(),
+        15,
+        "every field of AuditPayload is redactable"
+    );
+    for with in [Redaction::Remove, Redaction::Mask, Redaction::Hmac] {
+        let mut sets: Vec<Vec<&str>> = fields.iter().map(|f| vec![*f]).collect();
+        sets.push(fields.to_vec());
+        for set in sets {
+            let rules: Vec<(&str, Redaction)> = set.iter().map(|f| (*f, with)).collect();
+            let redactor = Redactor::new(
+                rules.iter().map(|(f, r)| ((*f).to_owned(), *r)),
+                KEY.to_vec(),
+            );
+            let mut out = Vec::new();
+            e.write_json(&mut out, &redactor);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                redact_after(&plain, &rules, KEY),
+                "{with} {set:?}"
+            );
         }
     }
 }
