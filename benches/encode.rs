@@ -22,7 +22,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use auditring::{AuditPayload, EncodeJson, Redaction, Redactor};
+use auditring::format::encode::Redactor;
+use auditring::{AuditPayload, EncodeJson, Redaction};
 
 #[path = "common/event.rs"]
 mod event;

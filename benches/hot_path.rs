@@ -156,7 +156,7 @@ fn new_histogram() -> Histogram<u64> {
 
 fn pin(core: Option<usize>, role: &str) {
     if let Some(core) = core
-        && let Err(err) = auditring::pin_current_thread(core)
+        && let Err(err) = auditring::capture::affinity::pin_current_thread(core)
     {
         eprintln!("hot_path: {role} not pinned: {err}");
     }
@@ -679,7 +679,7 @@ fn main() {
                 .expect("AUDITRING_BENCH_RUNS must be a positive integer")
         })
         .unwrap_or(1);
-    let cores = auditring::available_cores();
+    let cores = auditring::capture::affinity::available_cores();
     let clock = Clock::new();
     eprintln!(
         "hot_path: {events} events per producer in {ROUNDS} rounds, pace {PACE_NS} ns, \

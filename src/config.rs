@@ -228,24 +228,24 @@ impl Config {
             ));
         }
         if let Some(n) = self.lane_capacity
-            && (n == 0 || n > crate::MAX_LANE_CAPACITY)
+            && (n == 0 || n > crate::capture::MAX_LANE_CAPACITY)
         {
             return Err(issue(
                 "lane_capacity",
                 format!(
                     "{n} is out of range: use 1 to {} (default 1024)",
-                    crate::MAX_LANE_CAPACITY
+                    crate::capture::MAX_LANE_CAPACITY
                 ),
             ));
         }
         if let Some(n) = self.max_producers
-            && (n == 0 || n > crate::MAX_PRODUCERS)
+            && (n == 0 || n > crate::capture::MAX_PRODUCERS)
         {
             return Err(issue(
                 "max_producers",
                 format!(
                     "{n} is out of range: use 1 to {} (default 8)",
-                    crate::MAX_PRODUCERS
+                    crate::capture::MAX_PRODUCERS
                 ),
             ));
         }
@@ -256,7 +256,7 @@ impl Config {
             ));
         }
         if let Some(core) = self.signer_core {
-            let available = crate::available_cores();
+            let available = crate::capture::affinity::available_cores();
             if !available.contains(&core) {
                 return Err(issue(
                     "signer_core",

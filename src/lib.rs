@@ -34,13 +34,14 @@
 //!
 //! let key = SigningKey::generate(); // or SigningKey::from_file("audit-key.pem")?
 //! let log = MemorySink::new();      // or FileSink::open("audit.jsonl")?
-//! let runtime = Runtime::<AuditPayload>::builder()
+//! // The guard owns shutdown; the runtime handle it gives is Clone + Sync.
+//! let guard = Runtime::<AuditPayload>::builder()
 //!     .signing_key(key.clone())
 //!     .sink(log.clone())
 //!     .build()?;
 //!
 //! // On a gateway worker thread: one recorder per thread.
-//! let mut recorder = runtime.recorder()?;
+//! let mut recorder = guard.runtime().recorder()?;
 //! let worker = std::thread::spawn(move || {
 //!     for i in 0..100u64 {
 //!         recorder.record(|e| {
@@ -55,7 +56,7 @@
 //! });
 //! worker.join().unwrap()?;
 //!
-//! let report = runtime.shutdown()?;
+//! let report = guard.shutdown()?;
 //! assert_eq!(report.sealed, 100);
 //!
 //! let verified = Verifier::new([key.public_key()]).verify_bytes(&log.bytes());
@@ -146,7 +147,7 @@
 //! `examples/gate_check.rs` shows a gate-check payload with a bounded
 //! obligations list (a field type with its own [`JsonValue`]); a payload
 //! the derive does not fit implements [`EncodeJson`] by hand with
-//! [`JsonObject`].
+//! [`JsonObject`](format::encode::JsonObject).
 
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -154,7 +155,7 @@
 // The derive macros name this crate `::auditring`, here as in users' code.
 extern crate self as auditring;
 
-mod capture;
+pub mod capture;
 pub mod config;
 pub mod format;
 mod payload;
@@ -170,27 +171,23 @@ pub use auditring_derive::JsonValue;
 /// [`StringFields`] for a struct, with an accessor and a setter per inline
 /// string field: see [`Payload`](trait@Payload#deriving).
 pub use auditring_derive::Payload;
-pub use capture::affinity::{PinError, available_cores, pin_current_thread};
 pub use capture::recorder::{FullPolicy, RecordError, Recorder};
 pub use capture::{
-    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer,
-    DEFAULT_MAX_RING_BYTES, MAX_LANE_CAPACITY, MAX_PRODUCERS, RecorderError,
+    Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, RecorderError,
 };
 pub use format::checkpoint::{Checkpoint, CheckpointError};
-pub use format::encode::{EncodeJson, JsonObject, JsonValue};
-pub use format::event::event_line;
-pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey, is_low_s};
-pub use format::redact::{Redaction, Redactor};
-pub use format::seal::{
-    ChainHead, FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError,
-    SealReason,
-};
+pub use format::encode::{EncodeJson, JsonValue};
+pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey};
+pub use format::redact::Redaction;
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, StringFields, Truncated, capacity};
 pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
 pub use pipeline::runtime::{
-    BuildError, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
-    StatsSnapshot,
+    BuildError, Runtime, RuntimeBuilder, RuntimeGuard, RuntimeStats, ShutdownError, ShutdownReport,
+    StageLatency, StatsSnapshot,
 };
+/// Stream and event ids (re-exported so that users need no `uuid`
+/// dependency of their own).
+pub use uuid::Uuid;
 
 /// What derived code names; not part of the public API.
 #[doc(hidden)]

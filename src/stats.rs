@@ -8,10 +8,10 @@
 //! the top of the range and counted as saturated: never a panic, never a
 //! silent loss.
 
-use std::fmt::Write as _;
-
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+pub mod hgrm;
 
 /// Highest value the histograms hold (in their unit): one hour in µs.
 const HIGHEST: u64 = 3_600_000_000;
@@ -145,6 +145,18 @@ impl Hist {
 
     pub(crate) fn histogram(&self) -> &Histogram<u64> {
         &self.h
+    }
+
+    /// Adds `other`'s values to these and empties `other`.
+    fn absorb(&mut self, other: &mut Hist) {
+        if other.h.is_empty() {
+            return;
+        }
+        // Both have the same bounds, so adding cannot fail.
+        let _ = self.h.add(&other.h);
+        self.saturated += other.saturated;
+        other.h.reset();
+        other.saturated = 0;
     }
 }
 
@@ -331,6 +343,14 @@ pub(crate) struct Histograms {
     payload: PairTable,
 }
 
+impl std::fmt::Debug for Histograms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histograms")
+            .field("pairs", &self.payload.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Histograms {
     #[inline]
     pub(crate) fn record(&mut self, stage: Stage, value: u64) {
@@ -342,6 +362,34 @@ impl Histograms {
         entry.enforcement.record(sample.enforcement_us);
         if let Some(d) = sample.dispatch_us {
             entry.dispatch.record(d);
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.stages.iter().all(|h| h.h.is_empty())
+            && self
+                .payload
+                .entries
+                .iter()
+                .all(|e| e.hists.enforcement.h.is_empty() && e.hists.dispatch.h.is_empty())
+    }
+
+    /// Adds what `other` recorded to these histograms and empties `other`
+    /// (its pairs stay known, so recording into it again allocates
+    /// nothing). Costs a pass over each histogram that holds values: the
+    /// pipeline's threads call it every few milliseconds, not per event.
+    pub(crate) fn absorb(&mut self, other: &mut Histograms) {
+        for (mine, theirs) in self.stages.iter_mut().zip(&mut other.stages) {
+            mine.absorb(theirs);
+        }
+        for entry in &mut other.payload.entries {
+            if entry.hists.enforcement.h.is_empty() && entry.hists.dispatch.h.is_empty() {
+                continue;
+            }
+            let mine = self.payload.entry(&entry.action, &entry.decision);
+            mine.enforcement.absorb(&mut entry.hists.enforcement);
+            mine.dispatch.absorb(&mut entry.hists.dispatch);
         }
     }
 
@@ -404,42 +452,7 @@ impl Histograms {
 /// assert!(text.contains("#[Max     =      100.000, Total count    =          100]"));
 /// ```
 pub fn percentile_distribution(h: &Histogram<u64>, scale: f64) -> String {
-    let mut out = String::new();
-    out.push_str("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
-    let mut count = 0u64;
-    for v in h.iter_quantiles(5) {
-        let q = v.quantile_iterated_to();
-        let value = v.value_iterated_to() as f64 / scale;
-        count += v.count_since_last_iteration();
-        if q < 1.0 {
-            let _ = writeln!(
-                out,
-                "{value:12.3} {q:2.12} {count:10} {:14.2}",
-                1.0 / (1.0 - q)
-            );
-        } else {
-            let _ = writeln!(out, "{value:12.3} {q:2.12} {count:10}");
-        }
-    }
-    let _ = writeln!(
-        out,
-        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
-        h.mean() / scale,
-        h.stdev() / scale
-    );
-    let _ = writeln!(
-        out,
-        "#[Max     = {:12.3}, Total count    = {:12}]",
-        h.max() as f64 / scale,
-        h.len()
-    );
-    let _ = writeln!(
-        out,
-        "#[Buckets = {:12}, SubBuckets     = {:12}]",
-        h.buckets(),
-        h.distinct_values()
-    );
-    out
+    hgrm::Distribution::of(h, scale).to_text()
 }
 
 #[cfg(test)]

@@ -35,13 +35,13 @@ fn bad_configuration_is_refused_with_the_fix() {
         .unwrap_err();
     assert_eq!(err, ConfigError::ZeroProducers);
     let err = Capture::<AuditPayload>::builder()
-        .lane_capacity(auditring::MAX_LANE_CAPACITY + 1)
+        .lane_capacity(auditring::capture::MAX_LANE_CAPACITY + 1)
         .build()
         .unwrap_err();
     assert!(matches!(err, ConfigError::LaneCapacityTooLarge(_)));
     assert!(
         Capture::<AuditPayload>::builder()
-            .max_producers(auditring::MAX_PRODUCERS + 1)
+            .max_producers(auditring::capture::MAX_PRODUCERS + 1)
             .build()
             .is_err()
     );

@@ -4,12 +4,13 @@
 //! redaction while encoding gives the bytes that re-parsing the encoded
 //! object and redacting its top-level members gives.
 
+use auditring::format::encode::Redactor;
 use auditring::sink::MemorySink;
 use auditring::stats::{LatencySample, LatencySource};
 use auditring::verify::{Status, Verifier};
 use auditring::{
     AuditPayload, BuildError, Decision, EncodeJson, FullPolicy, InlineStr, JsonValue, Payload,
-    Redaction, Redactor, Runtime, SigningKey, Truncated,
+    Redaction, Runtime, SigningKey, Truncated,
 };
 use proptest::prelude::*;
 use serde_json::value::RawValue;
@@ -393,7 +394,7 @@ fn audit_payload_redaction_while_encoding_matches_redacting_after() {
         e.write_json(&mut out, Redactor::none());
         String::from_utf8(out).unwrap()
     };
-    let fields = <AuditPayload as EncodeJson>::REDACTABLE.expect("derived");
+    let fields = <AuditPayload as EncodeJson>::REDACTABLE;
     assert_eq!(
         fields.len(),
         15,
@@ -417,4 +418,37 @@ fn audit_payload_redaction_while_encoding_matches_redacting_after() {
             );
         }
     }
+}
+
+/// A hand-written encoder that declares no redactable field.
+#[derive(Clone, Default)]
+struct Opaque(u8);
+
+impl Payload for Opaque {
+    fn clear(&mut self) {
+        self.0 = 0;
+    }
+}
+
+impl EncodeJson for Opaque {
+    fn write_json(&self, out: &mut Vec<u8>, _: &Redactor) {
+        out.extend_from_slice(br#"{"secret":"kept"}"#);
+    }
+}
+
+impl LatencySource for Opaque {}
+
+#[test]
+fn a_payload_declaring_no_redactable_field_refuses_every_rule() {
+    let err = Runtime::<Opaque>::builder()
+        .signing_key(SigningKey::generate())
+        .sink(MemorySink::new())
+        .redact("secret", Redaction::Remove)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::RedactField { .. }), "{err}");
+    assert!(
+        err.to_string().contains("declares no redactable field"),
+        "{err}"
+    );
 }

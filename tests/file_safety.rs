@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use auditring::sink::{FileSink, FsyncPolicy};
 use auditring::verify::{Status, Verifier};
-use auditring::{AuditPayload, FullPolicy, RecordError, Runtime, SigningKey};
+use auditring::{AuditPayload, FullPolicy, RecordError, Runtime, RuntimeGuard, SigningKey};
 
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("auditring-fs-{name}-{}", std::process::id()));
@@ -21,7 +21,7 @@ fn tempdir(name: &str) -> PathBuf {
 fn runtime(
     key: &SigningKey,
     sink: FileSink,
-) -> Result<Runtime<AuditPayload>, auditring::BuildError> {
+) -> Result<RuntimeGuard<AuditPayload>, auditring::BuildError> {
     Runtime::<AuditPayload>::builder()
         .signing_key(key.clone())
         .sink(sink)

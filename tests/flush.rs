@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use auditring::sink::{FileSink, FsyncPolicy, MemorySink, SinkOperation};
 use auditring::verify::{FindingKind, Report, Status, Verifier};
-use auditring::{AuditPayload, FlushError, FullPolicy, Runtime, SigningKey};
+use auditring::{AuditPayload, FlushError, FullPolicy, Runtime, RuntimeGuard, SigningKey};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -23,7 +23,10 @@ fn tempdir(name: &str) -> PathBuf {
 
 /// A runtime that would not seal on its own for an hour: only a flush (or
 /// a full batch) seals.
-fn runtime(key: &SigningKey, sink: impl auditring::sink::Sink + 'static) -> Runtime<AuditPayload> {
+fn runtime(
+    key: &SigningKey,
+    sink: impl auditring::sink::Sink + 'static,
+) -> RuntimeGuard<AuditPayload> {
     Runtime::<AuditPayload>::builder()
         .signing_key(key.clone())
         .sink(sink)

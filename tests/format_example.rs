@@ -2,11 +2,13 @@
 //! line, hash, preimage and signature quoted there is recomputed here.
 //! `AUDITRING_PRINT_FORMAT_EXAMPLE=1` prints the values.
 
+use auditring::Uuid;
+use auditring::format::event::event_line;
+use auditring::format::keys::is_low_s;
 use auditring::format::merkle::{empty_root, leaf_hash, node_hash};
+use auditring::format::seal::{GENESIS, Orphans, Seal, SealReason};
 use auditring::verify::{FindingKind, Severity, Status, Verifier};
-use auditring::{
-    AuditPayload, Decision, GENESIS, Orphans, Seal, SealReason, SigningKey, event_line, is_low_s,
-};
+use auditring::{AuditPayload, Decision, SigningKey};
 
 const FORMAT: &str = include_str!("../docs/FORMAT.md");
 
@@ -26,13 +28,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-const STREAM: [u8; 16] = [
+const STREAM: Uuid = Uuid::from_bytes([
     0x01, 0x93, 0x6b, 0x2a, 0x5f, 0x00, 0x7c, 0x3a, 0x8d, 0x4e, 0x2b, 0x1f, 0x0a, 0x9c, 0x7e, 0x15,
-];
+]);
 /// The second run's stream.
-const STREAM2: [u8; 16] = [
+const STREAM2: Uuid = Uuid::from_bytes([
     0x01, 0x93, 0x6b, 0x2a, 0x5f, 0x10, 0x7c, 0x3a, 0x8d, 0x4e, 0x2b, 0x1f, 0x0a, 0x9c, 0x7e, 0x15,
-];
+]);
 const T0: u64 = 1_732_615_200_000_000_000; // 2024-11-26T10:00:00Z
 
 /// The event line of seq `seq` in the example.
@@ -62,9 +64,15 @@ fn example_event(seq: u64) -> Vec<u8> {
             p.enforcement_latency_us = 11;
         }
     }
-    let mut id = STREAM;
+    let mut id = *STREAM.as_bytes();
     id[5] = 0x01 + seq as u8;
-    event_line(&STREAM, seq, &id, T0 + 1_000_000 + seq * 250_000, &p)
+    event_line(
+        &STREAM,
+        seq,
+        &Uuid::from_bytes(id),
+        T0 + 1_000_000 + seq * 250_000,
+        &p,
+    )
 }
 
 #[test]

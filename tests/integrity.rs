@@ -7,13 +7,13 @@
 
 use std::time::{Duration, Instant};
 
+use auditring::Uuid;
+use auditring::format::event::event_line;
 use auditring::format::merkle::{MerkleBuilder, empty_root, leaf_hash};
+use auditring::format::seal::{GENESIS, Orphans, Seal, SealReason};
 use auditring::sink::MemorySink;
 use auditring::verify::{FindingKind, Report, Severity, Status, Verifier, VerifierState};
-use auditring::{
-    AuditPayload, Checkpoint, FullPolicy, GENESIS, Orphans, Runtime, Seal, SealReason, SigningKey,
-    event_line,
-};
+use auditring::{AuditPayload, Checkpoint, FullPolicy, Runtime, SigningKey};
 use proptest::prelude::*;
 
 #[path = "common/crafted.rs"]
@@ -36,7 +36,7 @@ enum Step {
 struct Forger {
     key: SigningKey,
     out: Vec<u8>,
-    stream: [u8; 16],
+    stream: Uuid,
     streams: u8,
     index: u64,
     next_seq: u64,
@@ -52,7 +52,7 @@ impl Forger {
         Self {
             key: key.clone(),
             out: Vec::new(),
-            stream: [0; 16],
+            stream: Uuid::nil(),
             streams: 0,
             index: 0,
             next_seq: 0,
@@ -68,8 +68,9 @@ impl Forger {
         for _ in 0..n {
             let mut p = AuditPayload::default();
             p.set_action("http.get");
-            let mut id = self.stream;
+            let mut id = *self.stream.as_bytes();
             id[15] = self.next_seq as u8;
+            let id = Uuid::from_bytes(id);
             let line = event_line(
                 &self.stream,
                 self.next_seq,
@@ -101,8 +102,9 @@ impl Forger {
                 };
             }
             self.streams += 1;
-            self.stream = [self.streams; 16];
-            self.stream[6] = 0x70;
+            let mut stream = [self.streams; 16];
+            stream[6] = 0x70;
+            self.stream = Uuid::from_bytes(stream);
             self.index = 0;
             self.batch.reset();
             self.batch_count = 0;
@@ -207,13 +209,13 @@ fn run_after(key: &SigningKey, prefix: &[u8], events: u64) -> (Vec<u8>, Checkpoi
 }
 
 /// Where a memory log ends, for the next run.
-fn tail_of(key: &SigningKey, log: &[u8]) -> auditring::ChainHead {
+fn tail_of(key: &SigningKey, log: &[u8]) -> auditring::format::seal::ChainHead {
     let verifier = Verifier::new([key.public_key()]);
     let mut pass = verifier.start();
     pass.feed("<memory>", log, &mut |_| {}).unwrap();
     match pass.checkpoint() {
-        None => auditring::ChainHead::genesis(),
-        Some(c) => auditring::ChainHead {
+        None => auditring::format::seal::ChainHead::genesis(),
+        Some(c) => auditring::format::seal::ChainHead {
             prev: c.hash,
             next_seq: c.next_seq,
             previous_closed: true,

@@ -5,12 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use auditring::capture::DEFAULT_MAX_RING_BYTES;
 use auditring::config::Config;
 use auditring::sink::MemorySink;
-use auditring::{
-    AuditPayload, BuildError, Capture, ConfigError, DEFAULT_MAX_RING_BYTES, Payload, Runtime,
-    SigningKey,
-};
+use auditring::{AuditPayload, BuildError, Capture, ConfigError, Payload, Runtime, SigningKey};
 
 fn builder() -> auditring::RuntimeBuilder<AuditPayload> {
     Runtime::<AuditPayload>::builder()

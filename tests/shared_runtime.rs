@@ -1,5 +1,7 @@
 //! One runtime shared by many threads: each worker takes its own recorder
-//! from a shared reference (or an `Arc`), and every event is sealed once.
+//! from a shared reference, an `Arc` or a cloned handle, and every event
+//! is sealed once; after the guard shuts the pipeline down, a handle
+//! refuses new recorders and still reports.
 
 use std::sync::Arc;
 
@@ -11,12 +13,13 @@ use auditring::{AuditPayload, FullPolicy, Runtime, SigningKey};
 fn workers_take_recorders_from_a_shared_runtime() {
     let key = SigningKey::generate();
     let log = MemorySink::new();
-    let runtime = Runtime::<AuditPayload>::builder()
+    let guard = Runtime::<AuditPayload>::builder()
         .signing_key(key.clone())
         .sink(log.clone())
         .full_policy(FullPolicy::Block)
         .build()
         .unwrap();
+    let runtime = guard.runtime();
     let per_thread = if cfg!(miri) { 10 } else { 5_000 };
     std::thread::scope(|scope| {
         for worker in 0..4u64 {
@@ -46,7 +49,19 @@ fn workers_take_recorders_from_a_shared_runtime() {
     })
     .join()
     .unwrap();
-    let runtime = Arc::into_inner(runtime).expect("the last reference");
+    // And a cloned handle moved into a thread.
+    let handle = runtime.as_ref().clone();
+    std::thread::spawn(move || {
+        handle
+            .recorder()
+            .unwrap()
+            .record(|e| {
+                e.set_action("clone");
+            })
+            .unwrap();
+    })
+    .join()
+    .unwrap();
     // The last seal written so far is a checkpoint the final log holds.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let written = loop {
@@ -57,12 +72,22 @@ fn workers_take_recorders_from_a_shared_runtime() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     };
     assert_eq!(written.key_id, key.key_id());
-    let report = runtime.shutdown().unwrap();
-    assert_eq!(report.accepted, 4 * per_thread + 1);
+    let report = guard.shutdown().unwrap();
+    assert_eq!(report.accepted, 4 * per_thread + 2);
     assert_eq!(report.sealed, report.accepted);
+    // The handles outlive the pipeline: no new recorders, counters final.
+    assert!(matches!(
+        runtime.recorder(),
+        Err(auditring::RecorderError::Closed)
+    ));
+    assert_eq!(runtime.stats().sealed, report.sealed);
+    assert_eq!(
+        runtime.stats_snapshot().stages[0].latency.count,
+        report.accepted
+    );
     let verified = Verifier::new([key.public_key()])
         .expect_checkpoint(written)
         .verify_bytes(&log.bytes());
     assert_eq!(verified.status(), Status::Intact);
-    assert_eq!(verified.events, 4 * per_thread + 1);
+    assert_eq!(verified.events, 4 * per_thread + 2);
 }

@@ -4,9 +4,11 @@
 
 use auditring::sink::MemorySink;
 use auditring::stats::Stage;
-use auditring::{AuditPayload, BuildError, Decision, FullPolicy, Runtime, SigningKey};
+use auditring::{
+    AuditPayload, BuildError, Decision, FullPolicy, Runtime, RuntimeGuard, SigningKey,
+};
 
-fn runtime() -> Runtime<AuditPayload> {
+fn runtime() -> RuntimeGuard<AuditPayload> {
     Runtime::<AuditPayload>::builder()
         .signing_key(SigningKey::generate())
         .sink(MemorySink::new())
@@ -122,7 +124,7 @@ fn a_core_that_does_not_exist_is_refused_at_build() {
         err.to_string().contains("core 100000 is not available"),
         "{err}"
     );
-    let core = auditring::available_cores()[0];
+    let core = auditring::capture::affinity::available_cores()[0];
     let pinned = Runtime::<AuditPayload>::builder()
         .signing_key(SigningKey::generate())
         .sink(MemorySink::new())

@@ -6,9 +6,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use auditring::{
-    AuditPayload, Capture, Decision, EncodeJson, FullPolicy, RecordError, Redaction, Redactor,
-};
+use auditring::format::encode::Redactor;
+use auditring::{AuditPayload, Capture, Decision, EncodeJson, FullPolicy, RecordError, Redaction};
 
 /// Counts every allocation and reallocation, per thread, so that tests
 /// running in parallel (and the test harness) do not count for each other.

@@ -16,6 +16,8 @@ use clap::{Parser, Subcommand};
 
 mod log;
 mod plot;
+mod report;
+mod runs;
 mod stats;
 mod tail;
 mod terminal_safe;
@@ -77,9 +79,12 @@ enum Command {
         rotate_bytes: Option<u64>,
     },
     /// Latency percentiles and event counts per action and decision, read
-    /// from a log (verified on the way when --key is given).
+    /// from a log (verified on the way when --key is given), and the
+    /// runtime's stage histograms (.hgrm files). Several logs (or .hgrm
+    /// files of the same stage) are compared: the plot overlays them and a
+    /// table gives the differences.
     Stats {
-        /// A trusted public key; with it, the log is verified in the same pass.
+        /// A trusted public key; with it, every log is verified in the same pass.
         #[arg(long = "key")]
         keys: Vec<PathBuf>,
         /// Also write a latency percentile plot (SVG) to this file.
@@ -88,7 +93,23 @@ enum Command {
         /// Also print each histogram in the HdrHistogram percentile-distribution format.
         #[arg(long)]
         distribution: bool,
-        /// The log files, oldest first.
+        /// Logs (each its active file; its rotated files are found, or
+        /// give them together) and .hgrm files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Write a self-contained HTML report of logs: the verification
+    /// verdict and findings, counts, latency tables and plots per action
+    /// and decision, and the pipeline's stage histograms (the .hgrm files
+    /// beside the log, or given). Exit status as for `verify`.
+    Report {
+        /// A trusted public key (PEM or DER); repeat for rotated keys.
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Where to write the HTML page.
+        #[arg(long)]
+        out: PathBuf,
+        /// Logs and .hgrm files; several logs are compared.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -165,7 +186,8 @@ fn main() -> ExitCode {
             plot,
             distribution,
             files,
-        } => stats_command(&keys, plot.as_deref(), distribution, &files),
+        } => stats::run(&keys, plot.as_deref(), distribution, &files),
+        Command::Report { keys, out, files } => report::run(&keys, &out, &files),
         Command::Tail {
             follow,
             lines,
@@ -302,79 +324,6 @@ fn load_keys(keys: &[PathBuf]) -> Result<Vec<PublicKey>, String> {
     keys.iter()
         .map(|p| PublicKey::from_file(p).map_err(|e| format!("{}: {e}", p.display())))
         .collect()
-}
-
-fn stats_command(
-    keys: &[PathBuf],
-    plot: Option<&Path>,
-    distribution: bool,
-    files: &[PathBuf],
-) -> Result<u8, String> {
-    let keys = load_keys(keys)?;
-    let stats = stats::compute(log_files(files)?, keys)?;
-    if stats.status == Some(Status::Tampered) {
-        eprintln!(
-            "auditring: the log is TAMPERED ({} finding(s)): no statistics shown; run `auditring verify` for details",
-            stats.report.tamper
-        );
-        return Ok(Status::Tampered.exit_code() as u8);
-    }
-    if stats.report.events == 0 {
-        return Err(format!(
-            "no auditring event in {}: not an auditring log (check the path)",
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    stats::print_table(&stats);
-    if distribution {
-        stats::print_distributions(&stats);
-    }
-    if stats.unreadable > 0 {
-        println!(
-            "{} event line(s) could not be read and are not counted",
-            stats.unreadable
-        );
-    }
-    if let Some(path) = plot {
-        let title = format!(
-            "enforcement latency, {}",
-            files
-                .last()
-                .map(|f| f.display().to_string())
-                .unwrap_or_default()
-        );
-        std::fs::write(path, plot::svg(&stats, &title))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        println!("plot: {}", path.display());
-    }
-    Ok(match stats.status {
-        None => {
-            println!("not verified: pass --key PUBLIC.pem to check the log while reading it");
-            0
-        }
-        Some(Status::Intact) => {
-            println!("log verified: intact");
-            0
-        }
-        Some(status) => {
-            let code = status.exit_code() as u8;
-            println!(
-                "WARNING: the log is {} ({} tamper and {} incompleteness finding(s)): run `auditring verify` for details; these statistics may not be trustworthy",
-                if status == Status::Tampered {
-                    "TAMPERED"
-                } else {
-                    "INCOMPLETE"
-                },
-                stats.report.tamper,
-                stats.report.incomplete
-            );
-            code
-        }
-    })
 }
 
 /// The log's files, opened: one path is an active file whose rotated

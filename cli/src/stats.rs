@@ -1,8 +1,10 @@
 //! `auditring stats`: latency percentiles and counts per action and
-//! decision, computed from a log in the same streaming pass that verifies it.
+//! decision, computed from a log in the same streaming pass that verifies
+//! it; the runtime's stage histograms (`.hgrm` files); plots of all of
+//! them, and the differences between runs.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use auditring::PublicKey;
 use auditring::format::line::Line;
@@ -185,6 +187,20 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
+/// A path cut from the left, keeping its end (the part that tells files
+/// apart).
+fn truncate_left(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    if count <= n {
+        s.to_owned()
+    } else {
+        ['…']
+            .into_iter()
+            .chain(s.chars().skip(count - n + 1))
+            .collect()
+    }
+}
+
 /// The HdrHistogram percentile distribution of every pair's enforcement
 /// latency.
 pub fn print_distributions(stats: &LogStats) {
@@ -197,4 +213,197 @@ pub fn print_distributions(stats: &LogStats) {
         print!("{}", percentile_distribution(&row.enforcement, 1.0));
         println!();
     }
+}
+
+/// `auditring stats`: every input (logs and `.hgrm` files), tables, the
+/// comparison of runs when there are several, and the plot.
+pub fn run(
+    keys: &[PathBuf],
+    plot: Option<&Path>,
+    distribution: bool,
+    files: &[PathBuf],
+) -> Result<u8, String> {
+    use crate::runs::{self, Content};
+
+    let keys = crate::load_keys(keys)?;
+    let verified = !keys.is_empty();
+    let inputs = runs::load(files, &keys)?;
+    // A tampered log shows nothing, and nor does anything compared with it.
+    for input in &inputs {
+        if let Content::Log(stats) = &input.content
+            && stats.status == Some(Status::Tampered)
+        {
+            eprintln!(
+                "auditring: the log {} is TAMPERED ({} finding(s)): no statistics shown; run `auditring verify` for details",
+                escape(&input.label),
+                stats.report.tamper
+            );
+            return Ok(Status::Tampered.exit_code() as u8);
+        }
+    }
+    for input in &inputs {
+        if let Content::Log(stats) = &input.content
+            && stats.report.events == 0
+        {
+            return Err(format!(
+                "no auditring event in {}: not an auditring log (check the path)",
+                input
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let several = inputs.len() > 1;
+    let mut code = 0u8;
+    for input in &inputs {
+        let Content::Log(stats) = &input.content else {
+            continue;
+        };
+        if several {
+            println!("== {} ==", escape(&input.label));
+        }
+        print_table(stats);
+        if distribution {
+            print_distributions(stats);
+        }
+        if stats.unreadable > 0 {
+            println!(
+                "{} event line(s) could not be read and are not counted",
+                stats.unreadable
+            );
+        }
+        code = code.max(print_verdict(stats));
+        if several {
+            println!();
+        }
+    }
+    let series = runs::series(&inputs);
+    print_stages(&series);
+    print_differences(&series);
+    if let Some(path) = plot {
+        let title = plot_title(&inputs, runs::is_comparison(&series));
+        let panels = runs::panels(&series);
+        std::fs::write(path, crate::plot::svg(&panels, &title))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("plot: {}", path.display());
+    }
+    if !verified && inputs.iter().any(|i| matches!(i.content, Content::Log(_))) {
+        println!("not verified: pass --key PUBLIC.pem to check the log while reading it");
+    }
+    // Incomplete (3) outranks intact (0); tampered returned above.
+    Ok(code)
+}
+
+/// The verdict line of a verified log; its exit code.
+fn print_verdict(stats: &LogStats) -> u8 {
+    match stats.status {
+        None => 0,
+        Some(Status::Intact) => {
+            println!("log verified: intact");
+            0
+        }
+        Some(status) => {
+            println!(
+                "WARNING: the log is {} ({} tamper and {} incompleteness finding(s)): run `auditring verify` for details; these statistics may not be trustworthy",
+                if status == Status::Tampered {
+                    "TAMPERED"
+                } else {
+                    "INCOMPLETE"
+                },
+                stats.report.tamper,
+                stats.report.incomplete
+            );
+            status.exit_code() as u8
+        }
+    }
+}
+
+/// The `.hgrm` inputs' percentiles.
+fn print_stages(series: &[crate::runs::Series]) {
+    use crate::runs::{Quantity, format_us};
+    let stages: Vec<_> = series
+        .iter()
+        .filter(|s| s.quantity == Quantity::Stage)
+        .collect();
+    if stages.is_empty() {
+        return;
+    }
+    println!(
+        "{:<40} {:>10} | {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "histogram file", "count", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for s in stages {
+        let [p50, p90, p99, p999, max] = s.summary.map(format_us);
+        println!(
+            "{:<40} {:>10} | {p50:>9} {p90:>9} {p99:>9} {p999:>9} {max:>9}",
+            truncate_left(&escape(&s.input), 40),
+            s.count
+        );
+    }
+    println!();
+}
+
+/// The comparison of runs: each input against the first.
+fn print_differences(series: &[crate::runs::Series]) {
+    use crate::runs::{differences, format_change, format_us};
+    let diffs = differences(series);
+    if diffs.is_empty() {
+        return;
+    }
+    println!("comparison (change from the first input):");
+    for (title, rows) in diffs {
+        println!("{}", escape(&title));
+        println!(
+            "  {:<36} {:>9} | {:>17} {:>17} {:>17} {:>17}",
+            "input", "count", "p50", "p99", "p99.9", "max"
+        );
+        for row in rows {
+            let s = row.series;
+            let cell = |k: usize| {
+                let change = format_change(row.change[k]);
+                if change.is_empty() {
+                    format_us(s.summary[k])
+                } else {
+                    format!("{} {change}", format_us(s.summary[k]))
+                }
+            };
+            println!(
+                "  {:<36} {:>9} | {:>17} {:>17} {:>17} {:>17}",
+                truncate_left(&escape(&s.input), 36),
+                s.count,
+                cell(0),
+                cell(2),
+                cell(3),
+                cell(4)
+            );
+        }
+    }
+    println!();
+}
+
+/// The plot's title: the logs (compared: "A vs B") and how many `.hgrm`
+/// files, cut to fit.
+fn plot_title(inputs: &[crate::runs::Input], compare: bool) -> String {
+    use crate::runs::Content;
+    let logs: Vec<&str> = inputs
+        .iter()
+        .filter(|i| matches!(i.content, Content::Log(_)))
+        .map(|i| i.label.as_str())
+        .collect();
+    let hgrm = inputs.len() - logs.len();
+    let mut title = if logs.is_empty() {
+        String::from("latency")
+    } else if compare {
+        format!("latency: {}", logs.join(" vs "))
+    } else {
+        format!("latency: {}", logs.join(", "))
+    };
+    if hgrm > 0 {
+        let sep = if logs.is_empty() { ": " } else { " and " };
+        title += &format!("{sep}{hgrm} histogram file(s)");
+    }
+    truncate(&title, 110)
 }

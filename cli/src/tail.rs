@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn events_and_seals_render() {
-        use auditring::{AuditPayload, Decision, Orphans, Seal, SealReason, SigningKey};
+        use auditring::format::seal::{Orphans, Seal, SealReason};
+        use auditring::{AuditPayload, Decision, SigningKey};
         let style = Style { color: false };
         let mut p = AuditPayload::default();
         p.set_action("http.get")
@@ -230,7 +231,13 @@ mod tests {
             .set_deny_reason("nope");
         p.decision = Decision::Deny;
         p.enforcement_latency_us = 12;
-        let event = auditring::event_line(&[1; 16], 7, &[2; 16], 0, &p);
+        let event = auditring::format::event::event_line(
+            &auditring::Uuid::from_bytes([1; 16]),
+            7,
+            &auditring::Uuid::from_bytes([2; 16]),
+            0,
+            &p,
+        );
         let text = render(&event, &style);
         assert!(text.contains("#7"), "{text}");
         assert!(text.contains("deny"));
@@ -238,7 +245,7 @@ mod tests {
         assert!(text.contains("(nope)"));
         let key = SigningKey::generate();
         let seal = Seal {
-            stream: [1; 16],
+            stream: auditring::Uuid::from_bytes([1; 16]),
             index: 3,
             reason: SealReason::Size,
             seq_start: 8,

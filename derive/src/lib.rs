@@ -391,15 +391,14 @@ fn payload(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
 
         impl #krate::EncodeJson for #name {
-            const REDACTABLE: ::core::option::Option<&'static [&'static str]> =
-                ::core::option::Option::Some(&[#(#redactable),*]);
+            const REDACTABLE: &'static [&'static str] = &[#(#redactable),*];
 
             #[inline]
-            fn write_json(&self, out: &mut ::std::vec::Vec<u8>, redactor: &#krate::Redactor) {
+            fn write_json(&self, out: &mut ::std::vec::Vec<u8>, redactor: &#krate::format::encode::Redactor) {
                 if redactor.is_empty() {
                     #(#fast)*
                 } else {
-                    let mut object = #krate::JsonObject::new(out, redactor);
+                    let mut object = #krate::format::encode::JsonObject::new(out, redactor);
                     #(#slow)*
                     object.finish();
                 }

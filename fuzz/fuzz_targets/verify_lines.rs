@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use auditring::sink::MemorySink;
 use auditring::verify::{Status, Verifier};
-use auditring::{AuditPayload, Runtime, Seal, SigningKey};
+use auditring::{AuditPayload, Runtime, SigningKey};
+use auditring::format::seal::Seal;
 use libfuzzer_sys::fuzz_target;
 
 /// A small valid log and the verifier that trusts its key.

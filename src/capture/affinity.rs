@@ -42,7 +42,7 @@ impl std::error::Error for PinError {}
 /// # Examples
 ///
 /// ```
-/// let cores = auditring::available_cores();
+/// let cores = auditring::capture::affinity::available_cores();
 /// assert!(!cores.is_empty());
 /// ```
 pub fn available_cores() -> Vec<usize> {
@@ -67,13 +67,13 @@ pub fn available_cores() -> Vec<usize> {
 /// # Examples
 ///
 /// ```
-/// let core = auditring::available_cores()[0];
+/// let core = auditring::capture::affinity::available_cores()[0];
 /// std::thread::spawn(move || {
-///     auditring::pin_current_thread(core).expect("pinned");
+///     auditring::capture::affinity::pin_current_thread(core).expect("pinned");
 /// })
 /// .join()
 /// .unwrap();
-/// assert!(auditring::pin_current_thread(usize::MAX).is_err());
+/// assert!(auditring::capture::affinity::pin_current_thread(usize::MAX).is_err());
 /// ```
 pub fn pin_current_thread(core: usize) -> Result<(), PinError> {
     let available = available_cores();

@@ -1,6 +1,8 @@
-//! Building a capture ring, handing out recorders, and draining events.
+//! The capture ring: building it, handing out recorders, draining events
+//! in capture order, and pinning threads to cores. The ring itself
+//! (`ring`) holds all of the crate's `unsafe` code.
 
-pub(crate) mod affinity;
+pub mod affinity;
 pub(crate) mod clock;
 pub(crate) mod intake;
 pub(crate) mod recorder;

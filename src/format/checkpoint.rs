@@ -9,10 +9,11 @@
 //! verifier demand that the log still contains that seal, unchanged.
 
 use core::fmt;
+use uuid::Uuid;
 
 use serde::{Deserialize, Serialize};
 
-use crate::format::event::{parse_uuid, uuid_string};
+use crate::format::event::parse_uuid;
 use crate::format::json;
 use crate::format::keys::KeyId;
 use crate::format::merkle::Hash;
@@ -41,7 +42,7 @@ use crate::format::seal::Seal;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Checkpoint {
     /// The stream (run) of the seal.
-    pub stream: [u8; 16],
+    pub stream: Uuid,
     /// The seal's index within its stream.
     pub seal: u64,
     /// The seq of the first event after the seal.
@@ -67,7 +68,7 @@ impl Checkpoint {
     /// The one-line JSON form (no newline).
     pub fn to_json(&self) -> String {
         serde_json::to_string(&Raw {
-            stream: uuid_string(&self.stream),
+            stream: self.stream.to_string(),
             seal: self.seal,
             next_seq: self.next_seq,
             hash: json::hex(&self.hash),
@@ -111,9 +112,7 @@ impl fmt::Display for Checkpoint {
         write!(
             f,
             "seal #{} of stream {} (next seq {})",
-            self.seal,
-            uuid_string(&self.stream),
-            self.next_seq
+            self.seal, self.stream, self.next_seq
         )
     }
 }
@@ -121,7 +120,7 @@ impl fmt::Display for Checkpoint {
 impl Serialize for Checkpoint {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         Raw {
-            stream: uuid_string(&self.stream),
+            stream: self.stream.to_string(),
             seal: self.seal,
             next_seq: self.next_seq,
             hash: json::hex(&self.hash),
@@ -168,7 +167,7 @@ mod tests {
     #[test]
     fn json_round_trips_and_refuses_damage() {
         let c = Checkpoint {
-            stream: [9; 16],
+            stream: Uuid::from_bytes([9; 16]),
             seal: 7,
             next_seq: 4096,
             hash: [0xab; 32],

@@ -7,7 +7,8 @@
 //! hand with [`JsonObject`] for a payload the derive does not fit.
 
 use crate::format::json;
-use crate::format::redact::{Redaction, Redactor};
+use crate::format::redact::Redaction;
+pub use crate::format::redact::Redactor;
 
 /// A payload that can be written as the `payload` object of an event line.
 ///
@@ -24,7 +25,8 @@ use crate::format::redact::{Redaction, Redactor};
 /// # Examples
 ///
 /// ```
-/// use auditring::{EncodeJson, JsonObject, Redaction, Redactor};
+/// use auditring::format::encode::{EncodeJson, JsonObject, Redactor};
+/// use auditring::Redaction;
 ///
 /// struct Login {
 ///     user: String,
@@ -32,7 +34,7 @@ use crate::format::redact::{Redaction, Redactor};
 /// }
 ///
 /// impl EncodeJson for Login {
-///     const REDACTABLE: Option<&'static [&'static str]> = Some(&["user", "attempts"]);
+///     const REDACTABLE: &'static [&'static str] = &["user", "attempts"];
 ///
 ///     fn write_json(&self, out: &mut Vec<u8>, redactor: &Redactor) {
 ///         let mut object = JsonObject::new(out, redactor);
@@ -52,11 +54,12 @@ use crate::format::redact::{Redaction, Redactor};
 /// assert_eq!(out, br#"{"user":"[redacted]","attempts":3}"#);
 /// ```
 pub trait EncodeJson {
-    /// The top-level fields a redaction rule may name; the runtime refuses
-    /// to start with a rule naming any other field, so a misspelt rule
-    /// cannot leak what it meant to hide. `None` (the default) accepts any
-    /// name.
-    const REDACTABLE: Option<&'static [&'static str]> = None;
+    /// The top-level fields a redaction rule may name, which
+    /// [`write_json`](EncodeJson::write_json) must redact as the rules say;
+    /// the runtime refuses to start with a rule naming any other field, so
+    /// a misspelt rule, or one an encoder would ignore, cannot leak what it
+    /// meant to hide. None by default.
+    const REDACTABLE: &'static [&'static str] = &[];
 
     /// Appends the value as one JSON object (no newline) to `out`, with
     /// `redactor`'s rules applied to its top-level fields.
@@ -193,7 +196,8 @@ signed!(i8 i16 i32 i64 isize);
 /// # Examples
 ///
 /// ```
-/// use auditring::{JsonObject, Redaction, Redactor};
+/// use auditring::Redaction;
+/// use auditring::format::encode::{JsonObject, Redactor};
 ///
 /// let remove = Redactor::new([("secret".to_owned(), Redaction::Remove)], Vec::new());
 /// let mut out = Vec::new();

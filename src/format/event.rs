@@ -6,45 +6,32 @@
 //! {"v":2,"kind":"event","stream":"<uuid>","seq":<n>,"id":"<uuid v7>","ts":"<rfc3339>","payload":<payload json>}
 //! ```
 
+use uuid::Uuid;
+
 use crate::format::encode::EncodeJson;
 use crate::format::json;
 use crate::format::redact::Redactor;
 
 /// Appends a UUID in its lower-case hyphenated form (36 bytes).
 #[inline]
-pub(crate) fn write_uuid(out: &mut Vec<u8>, id: &[u8; 16]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [b'-'; 36];
-    let mut at = 0;
-    for (i, &b) in id.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
-        text[at] = HEX[usize::from(b >> 4)];
-        text[at + 1] = HEX[usize::from(b & 0xf)];
-        at += 2;
-    }
-    out.extend_from_slice(&text);
+pub(crate) fn write_uuid(out: &mut Vec<u8>, id: &Uuid) {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut text).as_bytes());
 }
 
-/// Parses a lower-case hyphenated UUID.
-pub(crate) fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+/// Parses a UUID in the one form the log writes: lower-case hyphenated.
+pub(crate) fn parse_uuid(s: &str) -> Option<Uuid> {
     let b = s.as_bytes();
-    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
-        return None;
+    let canonical = b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        });
+    if canonical {
+        Uuid::try_parse(s).ok()
+    } else {
+        None
     }
-    let mut hex = String::with_capacity(32);
-    for part in s.split('-') {
-        hex.push_str(part);
-    }
-    json::unhex::<16>(&hex)
-}
-
-/// The lower-case hyphenated text of a UUID.
-pub(crate) fn uuid_string(id: &[u8; 16]) -> String {
-    let mut out = Vec::with_capacity(36);
-    write_uuid(&mut out, id);
-    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A small, fast generator (SplitMix64) for the random bits of ids. Ids
@@ -106,7 +93,7 @@ impl IdGenerator {
     }
 
     /// The next id for an event captured at `unix_nanos`.
-    pub(crate) fn next(&mut self, unix_nanos: u64) -> [u8; 16] {
+    pub(crate) fn next(&mut self, unix_nanos: u64) -> Uuid {
         let ms = (unix_nanos / 1_000_000).min((1 << 48) - 1);
         if ms > self.last_ms {
             self.last_ms = ms;
@@ -125,7 +112,7 @@ impl IdGenerator {
         id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
         id[6..8].copy_from_slice(&(0x7000 | rand_a).to_be_bytes());
         id[8..].copy_from_slice(&((0b10 << 62) | rand_b).to_be_bytes());
-        id
+        Uuid::from_bytes(id)
     }
 }
 
@@ -136,9 +123,9 @@ pub(crate) fn write_event_line<T: EncodeJson + ?Sized>(
     out: &mut Vec<u8>,
     clock: &mut json::Rfc3339Writer,
     redactor: &Redactor,
-    stream: &[u8; 16],
+    stream: &Uuid,
     seq: u64,
-    id: &[u8; 16],
+    id: &Uuid,
     unix_nanos: u64,
     payload: &T,
 ) -> core::ops::Range<usize> {
@@ -166,15 +153,16 @@ pub(crate) fn write_event_line<T: EncodeJson + ?Sized>(
 /// # Examples
 ///
 /// ```
-/// use auditring::{AuditPayload, event_line};
+/// use auditring::{AuditPayload, Uuid};
+/// use auditring::format::event::event_line;
 ///
-/// let line = event_line(&[0; 16], 7, &[1; 16], 0, &AuditPayload::default());
+/// let line = event_line(&Uuid::nil(), 7, &Uuid::max(), 0, &AuditPayload::default());
 /// assert!(line.starts_with(br#"{"v":2,"kind":"event","stream":"00000000-0000-0000-0000-000000000000","seq":7,"#));
 /// ```
 pub fn event_line<T: EncodeJson + ?Sized>(
-    stream: &[u8; 16],
+    stream: &Uuid,
     seq: u64,
-    id: &[u8; 16],
+    id: &Uuid,
     unix_nanos: u64,
     payload: &T,
 ) -> Vec<u8> {
@@ -197,7 +185,7 @@ pub fn event_line<T: EncodeJson + ?Sized>(
 /// What the verifier needs from an event line: its stream and seq.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct EventHeader {
-    pub(crate) stream: [u8; 16],
+    pub(crate) stream: Uuid,
     pub(crate) seq: u64,
 }
 
@@ -249,8 +237,11 @@ mod tests {
 
     #[test]
     fn uuid_text_round_trips() {
-        let id: [u8; 16] = core::array::from_fn(|i| (i * 17) as u8);
-        let s = uuid_string(&id);
+        let id = Uuid::from_bytes(core::array::from_fn(|i| (i * 17) as u8));
+        let s = id.to_string();
+        let mut written = Vec::new();
+        write_uuid(&mut written, &id);
+        assert_eq!(written, s.as_bytes());
         assert_eq!(s, "00112233-4455-6677-8899-aabbccddeeff");
         assert_eq!(parse_uuid(&s), Some(id));
         assert_eq!(parse_uuid("00112233445566778899aabbccddeeff"), None);
@@ -263,25 +254,20 @@ mod tests {
         let base = 1_795_681_444_028_597_435u64;
         // Same millisecond, then a step backwards, then forwards.
         let times = [base, base, base + 10, base - 5_000_000, base + 2_000_000];
-        let generated: Vec<[u8; 16]> = times.iter().map(|&t| ids.next(t)).collect();
+        let generated: Vec<Uuid> = times.iter().map(|&t| ids.next(t)).collect();
         for id in &generated {
-            assert_eq!(id[6] >> 4, 7, "version 7");
-            assert_eq!(id[8] >> 6, 0b10, "RFC 9562 variant");
+            assert_eq!(id.get_version_num(), 7);
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
         }
         assert!(generated.windows(2).all(|w| w[0] < w[1]));
-        let ms = u64::from_be_bytes([
-            0,
-            0,
-            generated[0][0],
-            generated[0][1],
-            generated[0][2],
-            generated[0][3],
-            generated[0][4],
-            generated[0][5],
-        ]);
-        assert_eq!(ms, base / 1_000_000);
-        let parsed = uuid::Uuid::from_bytes(generated[0]);
-        assert_eq!(parsed.get_version_num(), 7);
+        let (secs, nanos) = generated[0]
+            .get_timestamp()
+            .expect("a v7 id has a timestamp")
+            .to_unix();
+        assert_eq!(
+            secs * 1_000 + u64::from(nanos) / 1_000_000,
+            base / 1_000_000
+        );
     }
 
     #[test]
@@ -294,9 +280,9 @@ mod tests {
             &mut out,
             &mut clock,
             Redactor::none(),
-            &[1; 16],
+            &Uuid::from_bytes([1; 16]),
             42,
-            &[2; 16],
+            &Uuid::from_bytes([2; 16]),
             0,
             &p,
         );
@@ -311,7 +297,7 @@ mod tests {
         assert_eq!(
             classify(line),
             LineKind::Event(EventHeader {
-                stream: [1; 16],
+                stream: Uuid::from_bytes([1; 16]),
                 seq: 42
             })
         );

@@ -548,11 +548,12 @@ impl PublicKey {
     /// # Examples
     ///
     /// ```
-    /// use auditring::{SigningKey, Seal, SealReason, GENESIS, Orphans};
+    /// use auditring::{SigningKey, Uuid};
+    /// use auditring::format::seal::{Seal, SealReason, GENESIS, Orphans};
     ///
     /// let key = SigningKey::generate();
     /// let seal = Seal {
-    ///     stream: [1; 16], index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
+    ///     stream: Uuid::from_bytes([1; 16]), index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
     ///     root: auditring::format::merkle::empty_root(), prev: GENESIS, dropped: 0,
     ///     dropped_total: 0, sink_errors: 0, orphans: Orphans::NONE, unix_nanos: 0,
     ///     key_id: key.key_id(),
@@ -576,9 +577,9 @@ impl PublicKey {
 /// ```
 /// let mut sig = [0u8; 64];
 /// sig[63] = 1;
-/// assert!(auditring::is_low_s(&sig));
+/// assert!(auditring::format::keys::is_low_s(&sig));
 /// sig[32] = 0xff;
-/// assert!(!auditring::is_low_s(&sig));
+/// assert!(!auditring::format::keys::is_low_s(&sig));
 /// ```
 pub fn is_low_s(signature: &[u8; 64]) -> bool {
     /// floor(n / 2) for the P-256 group order n, big-endian.

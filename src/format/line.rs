@@ -9,6 +9,7 @@
 //! ([`Seal::parse_line`]).
 
 use core::fmt;
+use uuid::Uuid;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -22,11 +23,12 @@ use crate::format::seal::{Seal, SealLineError};
 ///
 /// ```
 /// use auditring::format::line::{Line, read};
-/// use auditring::{AuditPayload, event_line};
+/// use auditring::{AuditPayload, Uuid};
+/// use auditring::format::event::event_line;
 ///
 /// let mut payload = AuditPayload::default();
 /// payload.set_action("http.get");
-/// let bytes = event_line(&[1; 16], 7, &[2; 16], 0, &payload);
+/// let bytes = event_line(&Uuid::nil(), 7, &Uuid::max(), 0, &payload);
 /// let Ok(Line::Event(event)) = read(&bytes) else { panic!("an event line") };
 /// assert_eq!(event.seq, 7);
 /// assert!(event.payload.starts_with(r#"{"session_id":"#));
@@ -45,11 +47,11 @@ pub enum Line<'a> {
 #[non_exhaustive]
 pub struct EventLine<'a> {
     /// The stream (run) the event belongs to.
-    pub stream: [u8; 16],
+    pub stream: Uuid,
     /// Its sequence number.
     pub seq: u64,
-    /// Its UUID v7, as written.
-    pub id: &'a str,
+    /// Its UUID v7.
+    pub id: Uuid,
     /// Its capture time (RFC 3339), as written.
     pub ts: &'a str,
     /// Its payload: the JSON object exactly as written.
@@ -100,10 +102,16 @@ pub fn read(line: &[u8]) -> Result<Line<'_>, LineError> {
             }
             let fields: Fields<'_> =
                 serde_json::from_slice(line).map_err(|e| LineError::Event(e.to_string()))?;
+            let id = event::parse_uuid(fields.id).ok_or_else(|| {
+                LineError::Event(format!(
+                    "the id {:?} is not a lower-case hyphenated UUID",
+                    fields.id
+                ))
+            })?;
             Ok(Line::Event(EventLine {
                 stream: header.stream,
                 seq: header.seq,
-                id: fields.id,
+                id,
                 ts: fields.ts,
                 payload: fields.payload.get(),
             }))
@@ -121,10 +129,17 @@ mod tests {
     fn events_seals_and_others_are_told_apart() {
         let mut p = AuditPayload::default();
         p.set_action("x");
-        let line = crate::event_line(&[3; 16], 42, &[4; 16], 0, &p);
+        let line = crate::format::event::event_line(
+            &Uuid::from_bytes([3; 16]),
+            42,
+            &Uuid::from_bytes([0xab; 16]),
+            0,
+            &p,
+        );
         match read(&line) {
             Ok(Line::Event(e)) => {
-                assert_eq!((e.stream, e.seq), ([3; 16], 42));
+                assert_eq!((e.stream, e.seq), (Uuid::from_bytes([3; 16]), 42));
+                assert_eq!(e.id, Uuid::from_bytes([0xab; 16]));
                 assert_eq!(e.ts, "1970-01-01T00:00:00.000000000Z");
                 assert!(e.payload.contains(r#""action":"x""#));
             }
@@ -138,5 +153,15 @@ mod tests {
         let mut broken = line.clone();
         broken.truncate(line.len() - 5);
         assert!(matches!(read(&broken), Err(LineError::Event(_))));
+        // An id in another spelling than the log's one form is refused.
+        let text = String::from_utf8(line).unwrap();
+        let id = Uuid::from_bytes([0xab; 16]).to_string();
+        for other in [id.to_uppercase(), id.replace('-', ""), format!("{{{id}}}")] {
+            let changed = text.replace(&id, &other);
+            assert!(
+                matches!(read(changed.as_bytes()), Err(LineError::Event(_))),
+                "{other}"
+            );
+        }
     }
 }

@@ -6,11 +6,11 @@
 
 pub(crate) mod checkpoint;
 pub mod encode;
-pub(crate) mod event;
+pub mod event;
 pub(crate) mod json;
-pub(crate) mod keys;
+pub mod keys;
 pub mod line;
 pub(crate) mod logfile;
 pub mod merkle;
 pub(crate) mod redact;
-pub(crate) mod seal;
+pub mod seal;

@@ -50,19 +50,20 @@ pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 }
 
 /// The redaction rules of a runtime, applied by each payload's encoder
-/// while it writes (see [`JsonObject`](crate::JsonObject)): a redacted
+/// while it writes (see [`JsonObject`](crate::format::encode::JsonObject)): a redacted
 /// value is never written anywhere, not even to a scratch buffer.
 ///
 /// The runtime builds one from its [`redact`](crate::RuntimeBuilder::redact)
 /// and [`redaction_key`](crate::RuntimeBuilder::redaction_key) settings;
-/// build one directly to test an [`EncodeJson`](crate::EncodeJson)
+/// build one directly to test an [`EncodeJson`](crate::format::encode::EncodeJson)
 /// implementation. The key is wiped from memory when the redactor is
 /// dropped.
 ///
 /// # Examples
 ///
 /// ```
-/// use auditring::{AuditPayload, EncodeJson, Redaction, Redactor};
+/// use auditring::format::encode::{EncodeJson, Redactor};
+/// use auditring::{AuditPayload, Redaction};
 ///
 /// let mut e = AuditPayload::default();
 /// e.set_session_id("secret");

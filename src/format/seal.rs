@@ -8,6 +8,7 @@
 //! (malleable) signature bytes.
 
 use core::fmt;
+use uuid::Uuid;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -41,7 +42,7 @@ pub const GENESIS: Hash = [0; 32];
 /// # Examples
 ///
 /// ```
-/// use auditring::Orphans;
+/// use auditring::format::seal::Orphans;
 /// assert_eq!(Orphans::NONE.count, 0);
 /// assert_eq!(Orphans::NONE.root, auditring::format::merkle::empty_root());
 /// ```
@@ -77,7 +78,7 @@ impl Default for Orphans {
 /// # Examples
 ///
 /// ```
-/// use auditring::ChainHead;
+/// use auditring::format::seal::ChainHead;
 /// let fresh = ChainHead::genesis();
 /// assert_eq!(fresh.next_seq, 0);
 /// ```
@@ -118,7 +119,7 @@ impl Default for ChainHead {
 /// # Examples
 ///
 /// ```
-/// use auditring::SealReason;
+/// use auditring::format::seal::SealReason;
 /// assert_eq!(SealReason::Timer.as_str(), "timer");
 /// assert_eq!(SealReason::from_name("close"), Some(SealReason::Close));
 /// ```
@@ -195,7 +196,7 @@ impl fmt::Display for SealReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seal {
     /// The stream (run) id: a UUID v7, raw bytes.
-    pub stream: [u8; 16],
+    pub stream: Uuid,
     /// Index of this seal within its stream; the opening seal is 0.
     pub index: u64,
     /// Why the seal was written.
@@ -255,7 +256,7 @@ impl Seal {
             at += bytes.len();
         };
         put(PREIMAGE_TAG);
-        put(&self.stream);
+        put(self.stream.as_bytes());
         put(&self.index.to_be_bytes());
         put(&[self.reason.code()]);
         put(&self.seq_start.to_be_bytes());
@@ -284,13 +285,14 @@ impl Seal {
     /// # Examples
     ///
     /// ```
-    /// use auditring::{SigningKey, Seal, SealReason, GENESIS};
+    /// use auditring::{SigningKey, Uuid};
+    /// use auditring::format::seal::{Seal, SealReason, GENESIS};
     ///
     /// let key = SigningKey::generate();
     /// let seal = Seal {
-    ///     stream: [1; 16], index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
+    ///     stream: Uuid::from_bytes([1; 16]), index: 0, reason: SealReason::Open, seq_start: 0, count: 0,
     ///     root: auditring::format::merkle::empty_root(), prev: GENESIS, dropped: 0,
-    ///     dropped_total: 0, sink_errors: 0, orphans: auditring::Orphans::NONE, unix_nanos: 0,
+    ///     dropped_total: 0, sink_errors: 0, orphans: auditring::format::seal::Orphans::NONE, unix_nanos: 0,
     ///     key_id: key.key_id(),
     /// };
     /// let line = seal.to_line(&key.sign_seal(&seal));
@@ -436,7 +438,7 @@ mod tests {
 
     fn sample() -> Seal {
         Seal {
-            stream: [7; 16],
+            stream: Uuid::from_bytes([7; 16]),
             index: 3,
             reason: SealReason::Size,
             seq_start: 1024,

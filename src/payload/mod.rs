@@ -62,7 +62,8 @@ use crate::format::json;
 /// # Examples
 ///
 /// ```
-/// use auditring::{EncodeJson, InlineStr, Payload, Redactor, Truncated};
+/// use auditring::format::encode::Redactor;
+/// use auditring::{EncodeJson, InlineStr, Payload, Truncated};
 ///
 /// #[derive(Default, Debug, Payload)]
 /// struct Login {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::pipeline::counters::SignerCounters;
+use crate::pipeline::shared::{Pipeline, lock};
 use crate::sink::SinkFailure;
 
 /// Flush requests and their completion, shared by the callers, the signer
@@ -27,9 +27,9 @@ pub(crate) struct FlushShared {
     /// so that every event the caller saw accepted is visible in the ring
     /// when the signer serves the ticket.
     requested: AtomicU64,
-    state: parking_lot::Mutex<FlushState>,
+    state: std::sync::Mutex<FlushState>,
     /// Signalled when `state` changes.
-    changed: parking_lot::Condvar,
+    changed: std::sync::Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -54,7 +54,7 @@ impl FlushShared {
     /// and flushed the sinks; `required_failures` required sinks failed to
     /// flush.
     pub(crate) fn complete(&self, ticket: u64, required_failures: u64) {
-        let mut state = self.state.lock();
+        let mut state = lock(&self.state);
         state.flushed = state.flushed.max(ticket);
         state.failures += required_failures;
         drop(state);
@@ -63,18 +63,18 @@ impl FlushShared {
 
     /// The signer is gone (shut down, or died): waiting callers give up.
     pub(crate) fn stop(&self) {
-        self.state.lock().stopped = true;
+        lock(&self.state).stopped = true;
         self.changed.notify_all();
     }
 }
 
 /// Marks the flush state stopped when the signer thread ends, normally or
 /// by a panic.
-pub(crate) struct StopOnDrop(pub(crate) Arc<FlushShared>);
+pub(crate) struct StopOnDrop(pub(crate) Arc<Pipeline>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.stop();
+        self.0.flush.stop();
     }
 }
 
@@ -183,10 +183,8 @@ impl std::error::Error for FlushError {
 /// ```
 #[derive(Clone)]
 pub struct FlushHandle {
-    pub(crate) shared: Arc<FlushShared>,
+    pub(crate) pipeline: Arc<Pipeline>,
     pub(crate) signer: std::thread::Thread,
-    pub(crate) counters: Arc<SignerCounters>,
-    pub(crate) last_error: Arc<parking_lot::Mutex<Option<SinkFailure>>>,
 }
 
 impl FlushHandle {
@@ -197,7 +195,7 @@ impl FlushHandle {
     /// may not be included.
     ///
     /// The log stays open: it has no close seal until
-    /// [`shutdown`](crate::Runtime::shutdown), so a verifier reports a
+    /// [`shutdown`](crate::RuntimeGuard::shutdown), so a verifier reports a
     /// flushed log of a process that then exits as incomplete
     /// (`missing_close`), with every flushed event sealed.
     ///
@@ -207,48 +205,48 @@ impl FlushHandle {
     /// not finish in time, [`FlushError::Sink`] if a required sink could
     /// not flush, [`FlushError::Stopped`] if the runtime stopped first.
     pub fn flush(&self, timeout: Duration) -> Result<FlushReport, FlushError> {
+        let shared = &self.pipeline.flush;
         let deadline = Instant::now().checked_add(timeout);
-        let mut state = self.shared.state.lock();
+        let mut state = lock(&shared.state);
         if state.stopped {
             return Err(FlushError::Stopped);
         }
         let failures_before = state.failures;
         // AcqRel: the Release half publishes this thread's recorded events
         // to the signer (see `FlushShared::requested`).
-        let ticket = self.shared.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let ticket = shared.requested.fetch_add(1, Ordering::AcqRel) + 1;
         self.signer.unpark();
         while state.flushed < ticket {
             if state.stopped {
                 return Err(FlushError::Stopped);
             }
-            let timed_out = match deadline {
-                Some(deadline) => self
-                    .shared
-                    .changed
-                    .wait_until(&mut state, deadline)
-                    .timed_out(),
-                None => {
-                    self.shared.changed.wait(&mut state);
-                    false
-                }
+            let wait = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                // A timeout too far to represent: wait a day at a time.
+                None => Duration::from_secs(86_400),
             };
-            if timed_out && state.flushed < ticket {
+            if deadline.is_some() && wait.is_zero() {
                 return Err(FlushError::TimedOut {
                     timeout,
-                    last_sink_error: self.last_error.lock().clone(),
+                    last_sink_error: self.pipeline.last_error(),
                 });
             }
+            state = shared
+                .changed
+                .wait_timeout(state, wait)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
         let failed = state.failures > failures_before;
         drop(state);
-        let last_sink_error = self.last_error.lock().clone();
+        let last_sink_error = self.pipeline.last_error();
         if let (true, Some(e)) = (failed, &last_sink_error) {
             return Err(FlushError::Sink(e.clone()));
         }
         Ok(FlushReport {
-            sealed: self.counters.sealed_events.load(Ordering::Relaxed),
-            seals: self.counters.seals.load(Ordering::Relaxed),
-            sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
+            sealed: self.pipeline.sealed_events.load(Ordering::Relaxed),
+            seals: self.pipeline.seals.load(Ordering::Relaxed),
+            sink_errors: self.pipeline.sink_errors.load(Ordering::Acquire),
             last_sink_error,
         })
     }

@@ -3,9 +3,10 @@
 //! thread, the writer thread that hands sealed batches to the sinks, and
 //! flushing.
 
-pub(crate) mod counters;
 pub(crate) mod flush;
 pub(crate) mod hasher;
 pub(crate) mod runtime;
+pub(crate) mod shared;
 pub(crate) mod signer;
+pub(crate) mod stage_files;
 pub(crate) mod writer;

@@ -3,7 +3,7 @@
 
 use core::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,18 +13,19 @@ use hdrhistogram::Histogram;
 use crate::capture::recorder::{FullPolicy, Recorder};
 use crate::capture::{Capture, CaptureBuilder, ConfigError, RecorderError};
 use crate::format::encode::EncodeJson;
-use crate::format::event::uuid_string;
 use crate::format::keys::SigningKey;
 use crate::format::redact::{Redaction, Redactor};
 use crate::format::seal::ChainHead;
 use crate::payload::{AuditPayload, Payload};
-use crate::pipeline::counters::SignerCounters;
-use crate::pipeline::flush::{FlushError, FlushHandle, FlushReport, FlushShared, StopOnDrop};
+use crate::pipeline::flush::{FlushError, FlushHandle, FlushReport, StopOnDrop};
+use crate::pipeline::shared::{Pipeline, lock};
 use crate::pipeline::signer::{Signer, SignerConfig, SignerOutcome};
-use crate::pipeline::writer::{SinkEntry, WriterShared};
+use crate::pipeline::stage_files::StageFiles;
+use crate::pipeline::writer::SinkEntry;
 use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
-use crate::stats::{Histograms, LatencySource, PayloadLatency, Percentiles, Stage};
+use crate::stats::{LatencySource, PayloadLatency, Percentiles, Stage};
 use serde::Serialize;
+use uuid::Uuid;
 
 /// Why a runtime could not be built. Each variant says what to change.
 #[derive(Debug)]
@@ -55,6 +56,14 @@ pub enum BuildError {
     },
     /// The signer core does not exist (or is not available to the process).
     Pin(crate::capture::affinity::PinError),
+    /// The directory of the stage histogram files could not be created
+    /// (or their thread started).
+    StageHistograms {
+        /// The directory given to `stage_histograms`.
+        dir: std::path::PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
     /// A sink could not read where its existing log ends.
     Resume {
         /// The sink's name.
@@ -83,6 +92,13 @@ impl fmt::Display for BuildError {
             BuildError::RedactionKey => f.write_str(
                 "an HMAC redaction needs a secret key of at least 16 bytes: call `.redaction_key(...)` with one kept apart from the log",
             ),
+            BuildError::RedactField {
+                field,
+                redactable: [],
+            } => write!(
+                f,
+                "redaction rule for `{field}`: the payload declares no redactable field (`EncodeJson::REDACTABLE`), so the rule would hide nothing"
+            ),
             BuildError::RedactField { field, redactable } => write!(
                 f,
                 "redaction rule for `{field}`: the payload has no redactable field of that name, so the rule would hide nothing; fields that can be redacted: {}",
@@ -91,6 +107,11 @@ impl fmt::Display for BuildError {
             BuildError::Resume { sink, source } => {
                 write!(f, "sink '{sink}' cannot continue its existing log: {source}")
             }
+            BuildError::StageHistograms { dir, source } => write!(
+                f,
+                "stage_histograms: cannot write into {}: {source} (choose a writable directory)",
+                dir.display()
+            ),
         }
     }
 }
@@ -100,7 +121,9 @@ impl std::error::Error for BuildError {
         match self {
             BuildError::Config(e) => Some(e),
             BuildError::Pin(e) => Some(e),
-            BuildError::Spawn(e) | BuildError::Resume { source: e, .. } => Some(e),
+            BuildError::Spawn(e)
+            | BuildError::Resume { source: e, .. }
+            | BuildError::StageHistograms { source: e, .. } => Some(e),
             _ => None,
         }
     }
@@ -131,6 +154,7 @@ impl From<ConfigError> for BuildError {
 /// | [`signer_core`](RuntimeBuilder::signer_core) | not pinned | core the signer thread is pinned to |
 /// | [`redact`](RuntimeBuilder::redact) | none | fields removed, masked or replaced by an HMAC while encoding; checked against the payload's redactable fields |
 /// | [`redaction_key`](RuntimeBuilder::redaction_key) | none | secret of HMAC redaction (16 bytes or more) |
+/// | [`stage_histograms`](RuntimeBuilder::stage_histograms) | off | stage histograms written as `.hgrm` files to a directory, periodically and at shutdown |
 ///
 /// # Examples
 ///
@@ -164,6 +188,7 @@ pub struct RuntimeBuilder<T: Payload + EncodeJson + LatencySource = AuditPayload
     redactions: Vec<(String, Redaction)>,
     /// Wiped from memory when the builder is dropped.
     redaction_key: zeroize::Zeroizing<Vec<u8>>,
+    stage_histograms: Option<(std::path::PathBuf, Duration)>,
 }
 
 impl<T: Payload + EncodeJson + LatencySource> Default for RuntimeBuilder<T> {
@@ -181,6 +206,7 @@ impl<T: Payload + EncodeJson + LatencySource> Default for RuntimeBuilder<T> {
             signer_core: None,
             redactions: Vec::new(),
             redaction_key: zeroize::Zeroizing::new(Vec::new()),
+            stage_histograms: None,
         }
     }
 }
@@ -198,6 +224,7 @@ impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for RuntimeBuilder<T> {
             .field("report_interval", &self.report_interval)
             .field("signer_core", &self.signer_core)
             .field("redactions", &self.redactions)
+            .field("stage_histograms", &self.stage_histograms)
             .finish_non_exhaustive()
     }
 }
@@ -250,7 +277,7 @@ impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
     }
 
     /// The most memory the capture ring may take (default 1 GiB,
-    /// [`DEFAULT_MAX_RING_BYTES`](crate::DEFAULT_MAX_RING_BYTES)). The ring
+    /// [`DEFAULT_MAX_RING_BYTES`](crate::capture::DEFAULT_MAX_RING_BYTES)). The ring
     /// takes `max_producers × lane_capacity` slots of a capture stamp and
     /// a payload each (about 1.3 KiB for [`AuditPayload`]), allocated and
     /// written at [`build`](RuntimeBuilder::build); a configuration above
@@ -312,7 +339,7 @@ impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
     }
 
     /// Pins the signer thread to this core (see
-    /// [`available_cores`](crate::available_cores)); checked by
+    /// [`available_cores`](crate::capture::affinity::available_cores)); checked by
     /// [`build`](RuntimeBuilder::build).
     pub fn signer_core(mut self, core: usize) -> Self {
         self.signer_core = Some(core);
@@ -350,20 +377,64 @@ impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
         self
     }
 
-    /// How long [`Runtime::shutdown`] waits for the signer to drain.
+    /// Writes every pipeline stage's histogram into `dir`, one file per
+    /// stage in HdrHistogram's percentile-distribution format (readable by
+    /// HdrHistogram's plotter and by `auditring stats --plot` and
+    /// `auditring report`), every `every` and once more at shutdown; a
+    /// zero `every` writes only at shutdown. Values are in microseconds
+    /// (three decimals). The runtime's counters go beside them, in
+    /// [`COUNTERS_FILE`](crate::stats::hgrm::COUNTERS_FILE). A thread of
+    /// its own (`auditring-stats`) writes them, never `record`: it copies
+    /// the published histograms (see
+    /// [`stats_snapshot`](Runtime::stats_snapshot)); the last write
+    /// follows the signer's and writer's last publication at shutdown.
+    /// Default: off. The directory is created by
+    /// [`build`](RuntimeBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use auditring::sink::MemorySink;
+    /// use auditring::stats::{Stage, hgrm};
+    /// use auditring::{AuditPayload, Runtime, SigningKey};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("auditring-hgrm-doc-{}", std::process::id()));
+    /// let runtime = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(MemorySink::new())
+    ///     .stage_histograms(&dir, Duration::from_secs(10))
+    ///     .build()?;
+    /// let mut r = runtime.recorder()?;
+    /// r.record(|e| { e.set_action("read"); })?;
+    /// drop(r);
+    /// runtime.shutdown()?;
+    /// let text = std::fs::read_to_string(hgrm::stage_file(&dir, Stage::Sealed))?;
+    /// assert_eq!(hgrm::Distribution::parse(&text)?.count, 1);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stage_histograms(mut self, dir: impl Into<std::path::PathBuf>, every: Duration) -> Self {
+        self.stage_histograms = Some((dir.into(), every));
+        self
+    }
+
+    /// How long [`RuntimeGuard::shutdown`] waits for the signer to drain.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
     }
 
     /// Allocates the ring, writes the opening seal and starts the signer
-    /// thread (named `auditring-signer`).
+    /// thread (named `auditring-signer`). Returns the guard that owns the
+    /// pipeline's shutdown; it dereferences to the [`Runtime`] handle, and
+    /// [`RuntimeGuard::runtime`] gives a handle to share.
     ///
     /// # Errors
     ///
     /// A [`BuildError`] naming the setting to change. Every setting is
     /// checked before the ring is allocated or a sink is read.
-    pub fn build(self) -> Result<Runtime<T>, BuildError> {
+    pub fn build(self) -> Result<RuntimeGuard<T>, BuildError> {
         self.capture.validate()?;
         let key = self.key.ok_or(BuildError::MissingKey)?;
         if self.sinks.is_empty() {
@@ -380,19 +451,18 @@ impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
         {
             return Err(BuildError::RedactionKey);
         }
-        if let Some(redactable) = T::REDACTABLE
-            && let Some((field, _)) = self
-                .redactions
-                .iter()
-                .find(|(field, _)| !redactable.contains(&field.as_str()))
+        if let Some((field, _)) = self
+            .redactions
+            .iter()
+            .find(|(field, _)| !T::REDACTABLE.contains(&field.as_str()))
         {
             return Err(BuildError::RedactField {
                 field: field.clone(),
-                redactable,
+                redactable: T::REDACTABLE,
             });
         }
         if let Some(core) = self.signer_core {
-            let available = crate::available_cores();
+            let available = crate::capture::affinity::available_cores();
             if !available.contains(&core) {
                 return Err(BuildError::Pin(
                     crate::capture::affinity::PinError::NoSuchCore { core, available },
@@ -431,12 +501,22 @@ impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
             .or(found.map(|t| t.chain))
             .unwrap_or_else(ChainHead::genesis);
         let (capture, consumer) = self.capture.build()?;
-        let counters = Arc::new(SignerCounters::default());
-        let stats = Arc::new(parking_lot::Mutex::new(Histograms::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let abandon = Arc::new(AtomicBool::new(false));
-        let last_error = Arc::new(parking_lot::Mutex::new(None));
-        let flush = Arc::new(FlushShared::default());
+        let pipeline = Arc::new(Pipeline::new(Arc::clone(capture.intake())));
+        let stage_files = match self.stage_histograms {
+            Some((dir, every)) => {
+                let (capture, shared) = (capture.clone(), Arc::clone(&pipeline));
+                Some(
+                    StageFiles::spawn(
+                        dir.clone(),
+                        every,
+                        Arc::clone(&pipeline),
+                        Box::new(move || runtime_stats(&capture, &shared)),
+                    )
+                    .map_err(|source| BuildError::StageHistograms { dir, source })?,
+                )
+            }
+            None => None,
+        };
         let signer = Signer::new(
             consumer,
             SignerConfig {
@@ -453,53 +533,54 @@ impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
                 }),
             },
             sinks,
-            WriterShared {
-                counters: Arc::clone(&counters),
-                stats: Arc::clone(&stats),
-                intake: Arc::clone(capture.intake()),
-                abandon: Arc::clone(&abandon),
-                last_error: Arc::clone(&last_error),
-                flush: Arc::clone(&flush),
-            },
+            Arc::clone(&pipeline),
             rotation,
         )
         .map_err(BuildError::Spawn)?;
         let (done, outcome) = mpsc::sync_channel(1);
-        let thread_stop = Arc::clone(&stop);
         let core = self.signer_core;
-        let stopped = StopOnDrop(Arc::clone(&flush));
-        let handle = std::thread::Builder::new()
+        let stopped = StopOnDrop(Arc::clone(&pipeline));
+        let thread = std::thread::Builder::new()
             .name("auditring-signer".into())
             .spawn(move || {
                 // However this thread ends, waiting flushes are released.
                 let _stopped = stopped;
                 if let Some(core) = core
-                    && let Err(e) = crate::pin_current_thread(core)
+                    && let Err(e) = crate::capture::affinity::pin_current_thread(core)
                 {
                     tracing::error!(target: "auditring", error = %e, "cannot pin the audit signer");
                 }
-                let result = signer.run(&thread_stop);
+                let result = signer.run();
                 let _ = done.send(result);
             })
             .map_err(BuildError::Spawn)?;
-        let flush = FlushHandle {
-            shared: flush,
-            signer: handle.thread().clone(),
-            counters: Arc::clone(&counters),
-            last_error: Arc::clone(&last_error),
-        };
-        Ok(Runtime {
+        let runtime = Runtime {
             capture,
-            stop,
-            abandon,
-            stats,
-            signer: Some(handle),
-            outcome: std::sync::Mutex::new(outcome),
-            counters,
-            last_error,
-            flush,
+            flush: FlushHandle {
+                pipeline,
+                signer: thread.thread().clone(),
+            },
+        };
+        Ok(RuntimeGuard {
+            runtime,
+            signer: Some(thread),
+            outcome,
             shutdown_timeout: self.shutdown_timeout,
+            stage_files,
         })
+    }
+}
+
+fn runtime_stats<T: Payload>(capture: &Capture<T>, pipeline: &Pipeline) -> RuntimeStats {
+    let ring = capture.stats();
+    RuntimeStats {
+        accepted: ring.accepted,
+        dropped: ring.dropped,
+        refused: ring.refused,
+        sealed: pipeline.sealed_events.load(Ordering::Relaxed),
+        seals: pipeline.seals.load(Ordering::Relaxed),
+        sink_errors: pipeline.sink_errors.load(Ordering::Acquire),
+        checkpoint: *lock(&pipeline.written_head),
     }
 }
 
@@ -552,7 +633,7 @@ pub struct StatsSnapshot {
 #[non_exhaustive]
 pub struct ShutdownReport {
     /// The stream (run) id.
-    pub stream: String,
+    pub stream: Uuid,
     /// Events accepted by the ring.
     pub accepted: u64,
     /// Events sealed and handed to the sinks (equals `accepted`).
@@ -666,35 +747,15 @@ impl fmt::Display for ShutdownError {
 
 impl std::error::Error for ShutdownError {}
 
-/// A running audit pipeline: hands out recorders, and on shutdown drains
-/// every accepted event, writes the close seal and flushes the sinks.
+/// A handle to a running audit pipeline: hands out recorders, reads its
+/// counters and histograms, and flushes it.
 ///
-/// Dropping the runtime shuts it down too (bounded by the shutdown
-/// timeout); call [`shutdown`](Runtime::shutdown) to get the report.
-///
-/// # Exit without shutdown
-///
-/// A process that ends without `shutdown` or drop (`std::process::exit`,
-/// which runs no destructors, a panic under `panic = "abort"`, a runtime
-/// kept in a `static`) loses every accepted event that was not yet sealed
-/// and written: the open batch (up to `max_batch` events, up to
-/// `max_delay` old), the events still in the ring, and up to two sealed
-/// batches waiting for the sinks. Nothing in the log records their loss,
-/// and the log has no close seal (the verifier reports it incomplete).
-/// Call [`flush`](Runtime::flush) on such an exit path first, and install
-/// [`FlushHandle::flush_on_panic`] for panics:
-///
-/// ```no_run
-/// use std::time::Duration;
-/// use auditring::{AuditPayload, Runtime};
-///
-/// fn exit_audited(runtime: &Runtime<AuditPayload>, code: i32) -> ! {
-///     if let Err(e) = runtime.flush(Duration::from_secs(2)) {
-///         eprintln!("the audit log was not flushed: {e}");
-///     }
-///     std::process::exit(code)
-/// }
-/// ```
+/// Cheap to clone, `Send` and `Sync`: share it in an `Arc` or clone it
+/// into every worker thread, and call [`recorder`](Runtime::recorder)
+/// there. The pipeline's shutdown belongs to the [`RuntimeGuard`] that
+/// [`RuntimeBuilder::build`] returns (it dereferences to this handle);
+/// once the guard has shut the pipeline down, a handle's `recorder` fails
+/// with [`RecorderError::Closed`] and its statistics stay readable.
 ///
 /// # Examples
 ///
@@ -703,40 +764,54 @@ impl std::error::Error for ShutdownError {}
 /// use auditring::sink::MemorySink;
 ///
 /// let log = MemorySink::new();
-/// let runtime = Runtime::<AuditPayload>::builder()
+/// let guard = Runtime::<AuditPayload>::builder()
 ///     .signing_key(SigningKey::generate())
 ///     .sink(log.clone())
 ///     .build()?;
-/// let mut recorder = runtime.recorder()?;
-/// recorder.record(|e| {
-///     e.set_action("tool.call");
-///     e.decision = Decision::Allow;
-/// })?;
-/// let report = runtime.shutdown()?;
-/// assert_eq!((report.accepted, report.sealed), (1, 1));
-/// assert_eq!(log.lines().len(), 3); // open seal, event, close seal
+/// let workers: Vec<_> = (0..2)
+///     .map(|_| {
+///         let runtime = guard.runtime(); // a handle for the worker
+///         std::thread::spawn(move || {
+///             let mut recorder = runtime.recorder().unwrap();
+///             recorder
+///                 .record(|e| {
+///                     e.set_action("tool.call");
+///                     e.decision = Decision::Allow;
+///                 })
+///                 .unwrap();
+///         })
+///     })
+///     .collect();
+/// for w in workers {
+///     w.join().unwrap();
+/// }
+/// let report = guard.shutdown()?;
+/// assert_eq!((report.accepted, report.sealed), (2, 2));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[must_use = "dropping the runtime shuts it down"]
 pub struct Runtime<T: Payload + EncodeJson + LatencySource = AuditPayload> {
     capture: Capture<T>,
-    stop: Arc<AtomicBool>,
-    abandon: Arc<AtomicBool>,
-    stats: Arc<parking_lot::Mutex<Histograms>>,
-    signer: Option<JoinHandle<()>>,
-    /// Behind a lock only so that the runtime is `Sync`: it is read once,
-    /// by `shutdown` (which owns the runtime).
-    outcome: std::sync::Mutex<mpsc::Receiver<SignerOutcome>>,
-    counters: Arc<SignerCounters>,
-    last_error: Arc<parking_lot::Mutex<Option<SinkFailure>>>,
+    /// Also holds the pipeline's shared state.
     flush: FlushHandle,
-    shutdown_timeout: Duration,
+}
+
+impl<T: Payload + EncodeJson + LatencySource> Clone for Runtime<T> {
+    fn clone(&self) -> Self {
+        Self {
+            capture: self.capture.clone(),
+            flush: self.flush.clone(),
+        }
+    }
 }
 
 impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
     /// A builder with the defaults listed on [`RuntimeBuilder`].
     pub fn builder() -> RuntimeBuilder<T> {
         RuntimeBuilder::default()
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        &self.flush.pipeline
     }
 
     /// A recorder for the calling thread (see [`Capture::recorder`]).
@@ -757,24 +832,18 @@ impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
 
     /// Counters so far.
     pub fn stats(&self) -> RuntimeStats {
-        let capture = self.capture.stats();
-        RuntimeStats {
-            accepted: capture.accepted,
-            dropped: capture.dropped,
-            refused: capture.refused,
-            sealed: self.counters.sealed_events.load(Ordering::Relaxed),
-            seals: self.counters.seals.load(Ordering::Relaxed),
-            sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
-            checkpoint: *self.counters.written_head.lock(),
-        }
+        runtime_stats(&self.capture, self.pipeline())
     }
 
     /// Counters and latency percentiles: every pipeline stage and the
-    /// gateway's own latencies per (action, decision).
+    /// gateway's own latencies per (action, decision). The pipeline's
+    /// threads publish their histograms every 20 ms, at every flush and
+    /// at shutdown, so a snapshot may miss the last few milliseconds.
     ///
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
     /// use auditring::sink::MemorySink;
     /// use auditring::{AuditPayload, Runtime, SigningKey};
     ///
@@ -784,16 +853,19 @@ impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
     ///     .build()?;
     /// let mut r = runtime.recorder()?;
     /// r.record(|e| { e.set_action("read"); e.enforcement_latency_us = 7; })?;
-    /// drop(r);
+    /// runtime.flush(Duration::from_secs(5))?;
     /// let snapshot = runtime.stats_snapshot();
     /// assert_eq!(snapshot.counters.accepted, 1);
+    /// assert_eq!(snapshot.payload[0].enforcement_us.max, 7);
+    /// # drop(r);
     /// # runtime.shutdown()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats_snapshot(&self) -> StatsSnapshot {
-        let hists = self.stats.lock();
+        let counters = self.stats();
+        let hists = lock(&self.pipeline().stats);
         StatsSnapshot {
-            counters: self.stats(),
+            counters,
             stages: Stage::ALL
                 .iter()
                 .map(|&stage| StageLatency {
@@ -809,7 +881,10 @@ impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
     /// A stage's histogram in the HdrHistogram percentile-distribution text
     /// format (values in the stage's unit).
     pub fn percentile_distribution(&self, stage: Stage) -> String {
-        crate::stats::percentile_distribution(self.stats.lock().stage(stage).histogram(), 1.0)
+        crate::stats::percentile_distribution(
+            lock(&self.pipeline().stats).stage(stage).histogram(),
+            1.0,
+        )
     }
 
     /// The enforcement (or, with `dispatch`, dispatch) latency histogram of
@@ -821,22 +896,10 @@ impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
         decision: &str,
         dispatch: bool,
     ) -> Option<String> {
-        let hists = self.stats.lock();
+        let hists = lock(&self.pipeline().stats);
         hists
             .payload_hist(action, decision, dispatch)
             .map(|h| crate::stats::percentile_distribution(h.histogram(), 1.0))
-    }
-
-    /// Stops accepting events, drains every accepted event into sealed
-    /// batches, writes the close seal, flushes the sinks and joins the
-    /// signer thread, waiting at most the shutdown timeout.
-    ///
-    /// # Errors
-    ///
-    /// [`ShutdownError::TimedOut`] if draining takes longer than the
-    /// timeout; [`ShutdownError::SignerDied`] if the signer thread died.
-    pub fn shutdown(mut self) -> Result<ShutdownReport, ShutdownError> {
-        self.stop_signer()
     }
 
     /// The last sink failure so far (write, flush, or a panic), if any:
@@ -844,13 +907,13 @@ impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
     /// also counted in [`RuntimeStats::sink_errors`], reported through
     /// `tracing` and signed into the next seal.
     pub fn last_sink_error(&self) -> Option<SinkFailure> {
-        self.last_error.lock().clone()
+        self.pipeline().last_error()
     }
 
     /// Seals every event accepted so far and waits, at most `timeout`,
     /// until the sinks have written and flushed it (a file sink syncs);
     /// recording goes on meanwhile. Call it where the host may end
-    /// without [`shutdown`](Runtime::shutdown): before
+    /// without [`shutdown`](RuntimeGuard::shutdown): before
     /// `std::process::exit`, in a signal handler's thread, in a panic hook
     /// (see [`FlushHandle::flush_on_panic`]). See [`FlushHandle::flush`].
     ///
@@ -893,33 +956,147 @@ impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
         self.flush.flush(timeout)
     }
 
-    /// A cloneable handle that flushes this runtime from another thread or
-    /// a panic hook (the runtime itself stays with its owner).
+    /// A cloneable handle that only flushes this runtime, for a panic hook
+    /// or a signal handler's thread.
     pub fn flush_handle(&self) -> FlushHandle {
         self.flush.clone()
     }
+}
+
+impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for Runtime<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Owns a running pipeline's shutdown: [`shutdown`](RuntimeGuard::shutdown)
+/// drains every accepted event, writes the close seal and flushes the
+/// sinks. Dropping the guard does the same (bounded by the shutdown
+/// timeout) and logs a failure through `tracing`; call `shutdown` to get
+/// the report. Keep it, in `main` or the gateway's top-level state, for as
+/// long as events are recorded.
+///
+/// The guard dereferences to its [`Runtime`] handle, so
+/// `guard.recorder()` and `guard.stats()` work on it directly;
+/// [`runtime`](RuntimeGuard::runtime) gives a handle of its own to share.
+///
+/// # Exit without shutdown
+///
+/// A process that ends without `shutdown` or drop (`std::process::exit`,
+/// which runs no destructors, a panic under `panic = "abort"`, a guard
+/// kept in a `static`) loses every accepted event that was not yet sealed
+/// and written: the open batch (up to `max_batch` events, up to
+/// `max_delay` old), the events still in the ring, and up to two sealed
+/// batches waiting for the sinks. Nothing in the log records their loss,
+/// and the log has no close seal (the verifier reports it incomplete).
+/// Call [`flush`](Runtime::flush) on such an exit path first, and install
+/// [`FlushHandle::flush_on_panic`] for panics:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use auditring::{AuditPayload, Runtime};
+///
+/// fn exit_audited(runtime: &Runtime<AuditPayload>, code: i32) -> ! {
+///     if let Err(e) = runtime.flush(Duration::from_secs(2)) {
+///         eprintln!("the audit log was not flushed: {e}");
+///     }
+///     std::process::exit(code)
+/// }
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// use auditring::{AuditPayload, Decision, Runtime, SigningKey};
+/// use auditring::sink::MemorySink;
+///
+/// let log = MemorySink::new();
+/// let guard = Runtime::<AuditPayload>::builder()
+///     .signing_key(SigningKey::generate())
+///     .sink(log.clone())
+///     .max_delay(std::time::Duration::from_secs(3600)) // no timer seal
+///     .build()?;
+/// let mut recorder = guard.recorder()?;
+/// recorder.record(|e| {
+///     e.set_action("tool.call");
+///     e.decision = Decision::Allow;
+/// })?;
+/// let report = guard.shutdown()?;
+/// assert_eq!((report.accepted, report.sealed), (1, 1));
+/// assert_eq!(log.lines().len(), 3); // open seal, event, close seal
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Dropping the guard at once would shut the pipeline down before any
+/// event is recorded, so it is `#[must_use]`:
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// use auditring::{AuditPayload, Runtime, SigningKey};
+/// use auditring::sink::MemorySink;
+///
+/// Runtime::<AuditPayload>::builder()
+///     .signing_key(SigningKey::generate())
+///     .sink(MemorySink::new())
+///     .build()
+///     .unwrap();
+/// ```
+#[must_use = "dropping the guard shuts the audit pipeline down: keep it while events are recorded"]
+pub struct RuntimeGuard<T: Payload + EncodeJson + LatencySource = AuditPayload> {
+    runtime: Runtime<T>,
+    signer: Option<JoinHandle<()>>,
+    outcome: mpsc::Receiver<SignerOutcome>,
+    shutdown_timeout: Duration,
+    /// Written once more, then stopped, after the signer has finished.
+    stage_files: Option<StageFiles>,
+}
+
+impl<T: Payload + EncodeJson + LatencySource> RuntimeGuard<T> {
+    /// A handle of its own to the running pipeline, to share with worker
+    /// threads.
+    pub fn runtime(&self) -> Runtime<T> {
+        self.runtime.clone()
+    }
+
+    /// Stops accepting events, drains every accepted event into sealed
+    /// batches, writes the close seal, flushes the sinks and joins the
+    /// signer thread, waiting at most the shutdown timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`ShutdownError::TimedOut`] if draining takes longer than the
+    /// timeout; [`ShutdownError::SignerDied`] if the signer thread died.
+    pub fn shutdown(mut self) -> Result<ShutdownReport, ShutdownError> {
+        self.stop_signer()
+    }
 
     fn stop_signer(&mut self) -> Result<ShutdownReport, ShutdownError> {
+        let result = self.stop_signer_thread();
+        if let Some(files) = self.stage_files.take() {
+            files.finish();
+        }
+        result
+    }
+
+    fn stop_signer_thread(&mut self) -> Result<ShutdownReport, ShutdownError> {
+        let pipeline = self.runtime.pipeline();
         let Some(handle) = self.signer.take() else {
             return Err(ShutdownError::SignerDied {
-                last_sink_error: self.last_sink_error(),
+                last_sink_error: pipeline.last_error(),
             });
         };
         // Release: everything this thread did before the shutdown request
         // is visible to the signer once it sees the flag.
-        self.stop.store(true, Ordering::Release);
+        pipeline.stop.store(true, Ordering::Release);
         handle.thread().unpark();
-        let outcome = self
-            .outcome
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .recv_timeout(self.shutdown_timeout);
-        match outcome {
+        match self.outcome.recv_timeout(self.shutdown_timeout) {
             Ok(outcome) => {
                 let _ = handle.join();
-                let capture = self.capture.stats();
+                let capture = self.runtime.capture.stats();
                 Ok(ShutdownReport {
-                    stream: uuid_string(&outcome.stream),
+                    stream: outcome.stream,
                     accepted: capture.accepted,
                     refused: capture.refused,
                     sealed: outcome.sealed_events,
@@ -934,29 +1111,37 @@ impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
                     },
                     checkpoint: outcome.checkpoint,
                     seal_latency_us: outcome.seal_latency_us,
-                    last_sink_error: self.last_sink_error(),
+                    last_sink_error: pipeline.last_error(),
                 })
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // The failure that held the drain up, taken before the
                 // writer is released below: it would go on to fail its
                 // final flush too, and that failure would hide this one.
-                let last_sink_error = self.last_sink_error();
+                let last_sink_error = pipeline.last_error();
                 // Stop retrying failed required sinks: nobody waits for them.
-                self.abandon.store(true, Ordering::Release);
+                pipeline.abandon.store(true, Ordering::Release);
                 Err(ShutdownError::TimedOut {
                     timeout: self.shutdown_timeout,
                     last_sink_error,
                 })
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(ShutdownError::SignerDied {
-                last_sink_error: self.last_sink_error(),
+                last_sink_error: pipeline.last_error(),
             }),
         }
     }
 }
 
-impl<T: Payload + EncodeJson + LatencySource> Drop for Runtime<T> {
+impl<T: Payload + EncodeJson + LatencySource> std::ops::Deref for RuntimeGuard<T> {
+    type Target = Runtime<T>;
+
+    fn deref(&self) -> &Runtime<T> {
+        &self.runtime
+    }
+}
+
+impl<T: Payload + EncodeJson + LatencySource> Drop for RuntimeGuard<T> {
     fn drop(&mut self) {
         if self.signer.is_some()
             && let Err(e) = self.stop_signer()
@@ -966,18 +1151,22 @@ impl<T: Payload + EncodeJson + LatencySource> Drop for Runtime<T> {
     }
 }
 
-impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for Runtime<T> {
+impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for RuntimeGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime")
-            .field("stats", &self.stats())
+        f.debug_struct("RuntimeGuard")
+            .field("runtime", &self.runtime)
+            .field("running", &self.signer.is_some())
             .finish()
     }
 }
 
-/// The runtime can be shared between threads (`&Runtime` or an `Arc`), so
-/// that every worker takes its own recorder.
+/// The runtime handle can be shared between threads (cloned, `&Runtime`
+/// or an `Arc`), so that every worker takes its own recorder; the guard can
+/// move to the thread that will shut the pipeline down.
 const _: () = {
     const fn shareable<T: Send + Sync>() {}
+    const fn movable<T: Send>() {}
     shareable::<Runtime<AuditPayload>>();
+    movable::<RuntimeGuard<AuditPayload>>();
     shareable::<crate::FlushHandle>();
 };

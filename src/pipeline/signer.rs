@@ -3,8 +3,9 @@
 //! hands the batch to the sinks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+use uuid::Uuid;
 
 use hdrhistogram::Histogram;
 
@@ -16,10 +17,9 @@ use crate::format::merkle::Hash;
 use crate::format::redact::Redactor;
 use crate::format::seal::{ChainHead, Orphans, Seal, SealReason};
 use crate::payload::Payload;
-use crate::pipeline::counters::SignerCounters;
-use crate::pipeline::flush::FlushShared;
 use crate::pipeline::hasher::{BatchHasher, Lines};
-use crate::pipeline::writer::{Sealed, SinkEntry, Writer, WriterShared};
+use crate::pipeline::shared::{Pipeline, lock};
+use crate::pipeline::writer::{PUBLISH_EVERY_NS, Sealed, SinkEntry, Writer};
 use crate::sink::RotationSignal;
 use crate::stats::LatencySource;
 use crate::stats::{Histograms, Stage};
@@ -27,7 +27,7 @@ use crate::stats::{Histograms, Stage};
 /// What the signer did over its whole run.
 #[derive(Clone, Debug)]
 pub(crate) struct SignerOutcome {
-    pub(crate) stream: [u8; 16],
+    pub(crate) stream: Uuid,
     pub(crate) sealed_events: u64,
     pub(crate) seals: u64,
     pub(crate) sink_errors: u64,
@@ -53,7 +53,7 @@ pub(crate) struct SignerConfig {
 
 /// The batch being built.
 struct BatchState {
-    stream: [u8; 16],
+    stream: Uuid,
     ids: IdGenerator,
     next_seq: u64,
     seq_start: u64,
@@ -124,11 +124,14 @@ pub(crate) struct Signer<T: Payload + EncodeJson + LatencySource> {
     /// reported it at start, then counted here).
     file_bytes: u64,
     dropped_at_last_seal: u64,
-    counters: Arc<SignerCounters>,
+    pipeline: Arc<Pipeline>,
     rotation: RotationSignal,
-    stats: Arc<parking_lot::Mutex<Histograms>>,
+    /// This thread's histograms, published to `pipeline.stats` now and
+    /// then: recording them never waits for a reader.
+    stats: Histograms,
+    /// When `stats` was last published (a capture clock stamp).
+    published: u64,
     report_every_ns: Option<u64>,
-    flush: Arc<FlushShared>,
     /// The last flush ticket served.
     flush_served: u64,
     /// Each lane's published count when the current flush was asked for.
@@ -140,12 +143,9 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
         consumer: Consumer<T>,
         config: SignerConfig,
         sinks: Vec<SinkEntry>,
-        shared: WriterShared,
+        pipeline: Arc<Pipeline>,
         rotation: RotationSignal,
     ) -> std::io::Result<Self> {
-        let counters = Arc::clone(&shared.counters);
-        let stats = Arc::clone(&shared.stats);
-        let flush = Arc::clone(&shared.flush);
         let lanes = consumer.stats().lanes;
         let mut ids = IdGenerator::new();
         let now = std::time::SystemTime::now()
@@ -153,7 +153,8 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
             .map_or(0, |d| d.as_nanos() as u64);
         let stream = ids.next(now);
         let max_batch = config.max_batch.max(1);
-        let writer = Writer::spawn(sinks, consumer.clock().clone(), shared)?;
+        let writer = Writer::spawn(sinks, consumer.clock().clone(), Arc::clone(&pipeline))?;
+        let published = consumer.clock().stamp();
         Ok(Self {
             consumer,
             key: config.key,
@@ -188,27 +189,27 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
             size_limit: rotation.size_limit().map(|(limit, _)| limit),
             file_bytes: rotation.size_limit().map_or(0, |(_, current)| current),
             dropped_at_last_seal: 0,
-            counters,
+            pipeline,
             rotation,
-            stats,
+            stats: Histograms::default(),
+            published,
             report_every_ns: config
                 .report_interval
                 .map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
-            flush,
             flush_served: 0,
             flush_marks: Vec::with_capacity(lanes),
         })
     }
 
-    /// Runs until `stop` is set, then drains everything accepted, writes
-    /// the close seal and flushes the sinks.
-    pub(crate) fn run(mut self, stop: &AtomicBool) -> SignerOutcome {
+    /// Runs until the pipeline's `stop` is set, then drains everything
+    /// accepted, writes the close seal and flushes the sinks.
+    pub(crate) fn run(mut self) -> SignerOutcome {
         self.seal(self.open_reason);
         let mut last_report = self.consumer.clock().stamp();
         let mut idle = 0u32;
         loop {
             // Acquire: pairs with the Release store in `Runtime::shutdown`.
-            let stopping = stop.load(Ordering::Acquire);
+            let stopping = self.pipeline.stop.load(Ordering::Acquire);
             if stopping {
                 self.consumer.close();
             }
@@ -220,7 +221,7 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
             {
                 self.seal_batch(SealReason::Timer);
             }
-            let wanted = self.flush.requested();
+            let wanted = self.pipeline.flush.requested();
             if wanted > self.flush_served {
                 self.flush_to(wanted);
             }
@@ -249,16 +250,21 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
         let close = self.seal(SealReason::Close);
         let dropped = self.consumer.stats().dropped;
         self.writer.finish();
+        self.pipeline.publish(&mut self.stats);
+        let pipeline = &self.pipeline;
         SignerOutcome {
             stream: self.batch.stream,
-            sealed_events: self.counters.sealed_events.load(Ordering::Relaxed),
-            seals: self.counters.seals.load(Ordering::Relaxed),
-            sink_errors: self.counters.sink_errors.load(Ordering::Relaxed),
+            sealed_events: pipeline.sealed_events.load(Ordering::Relaxed),
+            seals: pipeline.seals.load(Ordering::Relaxed),
+            sink_errors: pipeline.sink_errors.load(Ordering::Relaxed),
             dropped,
             last_seal_hash: self.prev,
             next_seq: self.batch.next_seq,
             checkpoint: close,
-            seal_latency_us: self.stats.lock().stage(Stage::Sealed).histogram().clone(),
+            seal_latency_us: lock(&pipeline.stats)
+                .stage(Stage::Sealed)
+                .histogram()
+                .clone(),
         }
     }
 
@@ -269,12 +275,11 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
         let batch = &mut self.batch;
         let clock = self.consumer.clock().clone();
         let started = clock.stamp();
-        let mut stats = self.stats.lock();
+        let stats = &mut self.stats;
         let drained = self.consumer.drain(room, |event| {
             let wait = clock.nanos_between(event.raw_stamp(), started);
-            batch.add(event, &mut stats, wait);
+            batch.add(event, stats, wait);
         });
-        drop(stats);
         if drained > 0 {
             batch.encode_ns += clock.nanos_between(started, clock.stamp());
         }
@@ -295,6 +300,7 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
         if self.batch.count > 0 {
             self.seal(SealReason::Timer);
         }
+        self.pipeline.publish(&mut self.stats);
         self.writer.send(Sealed {
             flush: Some(ticket),
             ..Sealed::default()
@@ -303,8 +309,9 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
     }
 
     /// The periodic report through `tracing` (target `auditring::stats`).
-    fn report(&self) {
-        let stats = self.stats.lock();
+    fn report(&mut self) {
+        self.pipeline.publish(&mut self.stats);
+        let stats = lock(&self.pipeline.stats);
         let sealed = stats.stage(Stage::Sealed).percentiles();
         let wait = stats.stage(Stage::QueueWait).percentiles();
         let capture = self.consumer.stats();
@@ -313,9 +320,9 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
             accepted = capture.accepted,
             dropped = capture.dropped,
             refused = capture.refused,
-            sealed = self.counters.sealed_events.load(Ordering::Relaxed),
-            seals = self.counters.seals.load(Ordering::Relaxed),
-            sink_errors = self.counters.sink_errors.load(Ordering::Relaxed),
+            sealed = self.pipeline.sealed_events.load(Ordering::Relaxed),
+            seals = self.pipeline.seals.load(Ordering::Relaxed),
+            sink_errors = self.pipeline.sink_errors.load(Ordering::Relaxed),
             queue_wait_p99_ns = wait.p99,
             sealed_p50_us = sealed.p50,
             sealed_p99_us = sealed.p99,
@@ -396,13 +403,20 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
         let preimage = seal.preimage();
         let signature = self.key.sign(&preimage);
         let signed = clock.stamp();
+        self.stats
+            .record(Stage::Sign, clock.nanos_between(hashed, signed) / 1_000);
+        let total = batch.encode_ns + clock.nanos_between(hash_started, hashed);
+        if let Some(per_event) = total.checked_div(batch.count) {
+            self.stats.record(Stage::EncodeHash, per_event);
+        }
+        // Published before the batch reaches the writer, whenever the ring
+        // has nothing more for now: once a reader sees these events
+        // counted as sealed, their statistics are in its snapshot too.
+        if self.consumer.is_empty()
+            || clock.nanos_between(self.published, signed) >= PUBLISH_EVERY_NS
         {
-            let mut stats = self.stats.lock();
-            stats.record(Stage::Sign, clock.nanos_between(hashed, signed) / 1_000);
-            let total = batch.encode_ns + clock.nanos_between(hash_started, hashed);
-            if let Some(per_event) = total.checked_div(batch.count) {
-                stats.record(Stage::EncodeHash, per_event);
-            }
+            self.pipeline.publish(&mut self.stats);
+            self.published = signed;
         }
         batch.encode_ns = 0;
         let seal_offset = batch.lines.buf.len();

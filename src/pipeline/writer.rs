@@ -13,17 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::capture::clock::CaptureClock;
-use crate::capture::intake::Intake;
 use crate::format::seal::Seal;
-use crate::pipeline::counters::SignerCounters;
-use crate::pipeline::flush::FlushShared;
 use crate::pipeline::hasher::Lines;
+use crate::pipeline::shared::{Pipeline, lock};
 use crate::sink::{Batch, Sink, SinkFailure, SinkOperation, SinkPolicy};
-use crate::stats::Stage;
+use crate::stats::{Histograms, Stage};
 
 /// Sealed batches that may wait for the sinks.
 const QUEUED: usize = 2;
@@ -50,26 +47,8 @@ impl SinkEntry {
     }
 }
 
-/// What the writer thread shares with the runtime.
-pub(crate) struct WriterShared {
-    pub(crate) counters: Arc<SignerCounters>,
-    pub(crate) stats: Arc<parking_lot::Mutex<crate::stats::Histograms>>,
-    pub(crate) intake: Arc<Intake>,
-    /// Set when the runtime gave up waiting at shutdown: stop retrying.
-    pub(crate) abandon: Arc<AtomicBool>,
-    /// The last sink failure, for error messages (written on failures only).
-    pub(crate) last_error: Arc<parking_lot::Mutex<Option<SinkFailure>>>,
-    /// Flush requests and their completion.
-    pub(crate) flush: Arc<FlushShared>,
-}
-
-impl WriterShared {
-    /// Counts a sink failure and keeps it as the last one.
-    fn failed(&self, failure: SinkFailure) {
-        self.counters.sink_errors.fetch_add(1, Ordering::Relaxed);
-        *self.last_error.lock() = Some(failure);
-    }
-}
+/// How often the pipeline's threads publish their histograms to readers.
+pub(crate) const PUBLISH_EVERY_NS: u64 = 20_000_000;
 
 /// A sealed batch: its lines (events then seal), where the seal line
 /// starts, the seal, and the capture stamps of its events. Or, with
@@ -99,7 +78,7 @@ impl Writer {
     pub(crate) fn spawn(
         mut sinks: Vec<SinkEntry>,
         clock: CaptureClock,
-        shared: WriterShared,
+        shared: Arc<Pipeline>,
     ) -> std::io::Result<Self> {
         let (batches, incoming) = sync_channel::<Sealed>(QUEUED);
         let (give_back, recycled) = sync_channel::<Sealed>(QUEUED + 2);
@@ -108,7 +87,10 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("auditring-writer".into())
             .spawn(move || {
-                for mut sealed in incoming {
+                let mut stats = Histograms::default();
+                let mut published = clock.stamp();
+                let mut next = incoming.recv().ok();
+                while let Some(mut sealed) = next.take() {
                     if let Some(seal) = sealed.seal.as_ref() {
                         let batch = Batch::new(&sealed.lines.buf, sealed.seal_offset, seal);
                         let started = clock.stamp();
@@ -117,20 +99,27 @@ impl Writer {
                             errors.fetch_add(failed, Ordering::Relaxed);
                         }
                         let now = clock.stamp();
-                        let mut stats = shared.stats.lock();
                         stats.record(Stage::SinkWrite, clock.nanos_between(started, now) / 1_000);
                         for &stamp in &sealed.stamps {
                             stats.record(Stage::Sealed, clock.nanos_between(stamp, now) / 1_000);
                         }
-                        drop(stats);
+                        // Published before the counters whenever no batch
+                        // waits: once a reader sees these events counted
+                        // as sealed, their latencies are in its snapshot.
+                        next = incoming.try_recv().ok();
+                        if next.is_none() || clock.nanos_between(published, now) >= PUBLISH_EVERY_NS
+                        {
+                            shared.publish(&mut stats);
+                            published = now;
+                        }
                         shared
-                            .counters
                             .sealed_events
                             .fetch_add(seal.count, Ordering::Relaxed);
-                        shared.counters.seals.fetch_add(1, Ordering::Relaxed);
-                        *shared.counters.written_head.lock() = sealed.checkpoint;
+                        shared.seals.fetch_add(1, Ordering::Relaxed);
+                        *lock(&shared.written_head) = sealed.checkpoint;
                     }
                     if let Some(ticket) = sealed.flush.take() {
+                        shared.publish(&mut stats);
                         let failed = flush_all(&mut sinks, &shared, "flush");
                         if failed.any > 0 {
                             errors.fetch_add(failed.any, Ordering::Relaxed);
@@ -146,8 +135,12 @@ impl Writer {
                         // A full return queue just means the signer has spares.
                         let _ = give_back.try_send(sealed);
                     }
+                    if next.is_none() {
+                        next = incoming.recv().ok();
+                    }
                 }
                 flush_all(&mut sinks, &shared, "shutdown");
+                shared.publish(&mut stats);
             })?;
         Ok(Self {
             batches: Some(batches),
@@ -202,7 +195,7 @@ struct FlushFailures {
 }
 
 /// Flushes every sink (a file sink syncs); counts and keeps failures.
-fn flush_all(sinks: &mut [SinkEntry], shared: &WriterShared, when: &str) -> FlushFailures {
+fn flush_all(sinks: &mut [SinkEntry], shared: &Pipeline, when: &str) -> FlushFailures {
     let mut failed = FlushFailures {
         any: 0,
         required: 0,
@@ -229,7 +222,7 @@ fn flush_all(sinks: &mut [SinkEntry], shared: &WriterShared, when: &str) -> Flus
 /// backoff until it succeeds (or the runtime abandons it at shutdown);
 /// while any required sink is failing, the intake refuses new events. A
 /// panicking sink counts as failed and never takes the writer down.
-fn write_all(sinks: &mut [SinkEntry], batch: &Batch<'_>, shared: &WriterShared) -> u64 {
+fn write_all(sinks: &mut [SinkEntry], batch: &Batch<'_>, shared: &Pipeline) -> u64 {
     let mut failed = 0;
     for entry in sinks.iter_mut() {
         let mut pause = RETRY_FIRST;

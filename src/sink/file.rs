@@ -366,9 +366,7 @@ impl FileSink {
         if !key.verify(&seal.preimage(), &found.last.signature) {
             return refuse(format!(
                 "its last seal (#{} of stream {}) does not verify under key {}: it is forged or damaged; verify the log (auditring verify) and move it aside",
-                seal.index,
-                crate::format::event::uuid_string(&seal.stream),
-                seal.key_id
+                seal.index, seal.stream, seal.key_id
             ));
         }
         if seal

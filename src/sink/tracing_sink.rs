@@ -49,9 +49,9 @@ impl Sink for TracingSink {
             tracing::info!(
                 target: "auditring::audit",
                 kind = "event",
-                stream = %crate::format::event::uuid_string(&e.stream),
+                stream = %e.stream,
                 seq = e.seq,
-                id = e.id,
+                id = %e.id,
                 ts = e.ts,
                 payload = e.payload,
             );
@@ -60,7 +60,7 @@ impl Sink for TracingSink {
         tracing::info!(
             target: "auditring::audit",
             kind = "seal",
-            stream = %crate::format::event::uuid_string(&seal.stream),
+            stream = %seal.stream,
             seal = seal.index,
             reason = seal.reason.as_str(),
             seq_start = seal.seq_start,

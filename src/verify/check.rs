@@ -8,12 +8,13 @@
 //! `seals.rs`.
 
 use std::collections::BTreeMap;
+use uuid::Uuid;
 
 use serde::{Deserialize, Serialize};
 
 use super::report::{Finding, FindingKind, Report, Severity};
 use crate::format::checkpoint::Checkpoint;
-use crate::format::event::{self, LineKind, uuid_string};
+use crate::format::event::{self, LineKind};
 use crate::format::merkle::{Hash, MerkleBuilder};
 use crate::format::seal::{Seal, SealReason};
 
@@ -27,7 +28,7 @@ const MAX_GAPS: usize = 1024;
 /// The last seal read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct LastSeal {
-    pub(super) stream: [u8; 16],
+    pub(super) stream: Uuid,
     pub(super) index: u64,
     pub(super) reason: SealReason,
     /// Hash of its preimage.
@@ -327,15 +328,13 @@ impl Checker<'_> {
                 Some(hash) => format!(
                     "the log's seal #{} of stream {} has hash {}, not the expected checkpoint's {}: the log was rewritten from that seal on",
                     c.seal,
-                    uuid_string(&c.stream),
+                    c.stream,
                     crate::format::json::hex(&hash),
                     crate::format::json::hex(&c.hash)
                 ),
                 None => format!(
                     "the log does not contain the expected checkpoint, seal #{} of stream {} (next seq {}): its newest part (trailing runs or rotated files) was deleted, or files are missing",
-                    c.seal,
-                    uuid_string(&c.stream),
-                    c.next_seq
+                    c.seal, c.stream, c.next_seq
                 ),
             };
             let line = self.st.line;
@@ -476,8 +475,7 @@ impl Checker<'_> {
         {
             let detail = format!(
                 "event of stream {} inside stream {}",
-                uuid_string(&header.stream),
-                uuid_string(&last.stream)
+                header.stream, last.stream
             );
             self.st.pending.disturbed = true;
             self.find(

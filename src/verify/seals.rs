@@ -7,7 +7,6 @@ use sha2::{Digest, Sha256};
 use super::check::{Checker, LastSeal, Phase};
 use super::report::FindingKind;
 use crate::format::checkpoint::Checkpoint;
-use crate::format::event::uuid_string;
 use crate::format::keys::is_low_s;
 use crate::format::merkle::Hash;
 use crate::format::seal::{GENESIS, Orphans, Seal, SealReason};
@@ -233,9 +232,7 @@ impl Checker<'_> {
                 FindingKind::BrokenChain,
                 format!(
                     "seal #{} belongs to stream {}, not to the open stream {}",
-                    seal.index,
-                    uuid_string(&seal.stream),
-                    uuid_string(&last.stream)
+                    seal.index, seal.stream, last.stream
                 ),
             );
         } else if seal.index > last.index.saturating_add(1) {
@@ -298,12 +295,12 @@ impl Checker<'_> {
             let detail = if last.reason == SealReason::Close {
                 format!(
                     "a new run starts (stream {}) after a clean shutdown",
-                    uuid_string(&seal.stream)
+                    seal.stream
                 )
             } else {
                 format!(
                     "a new run starts (stream {}) after the previous run ended without a close seal (crash)",
-                    uuid_string(&seal.stream)
+                    seal.stream
                 )
             };
             self.find_here(FindingKind::Restart, detail);
@@ -312,7 +309,7 @@ impl Checker<'_> {
                     FindingKind::SealOrder,
                     format!(
                         "a new run reuses stream {}: every run has a stream of its own",
-                        uuid_string(&seal.stream)
+                        seal.stream
                     ),
                 );
             }

@@ -3,13 +3,15 @@
 //! every line falls inside a tracked gap. Shared by the linear-time test
 //! and the verifier benchmark.
 
+use auditring::format::event::event_line;
 use auditring::format::merkle::empty_root;
-use auditring::{AuditPayload, GENESIS, Orphans, Seal, SealReason, SigningKey, event_line};
+use auditring::format::seal::{GENESIS, Orphans, Seal, SealReason};
+use auditring::{AuditPayload, SigningKey, Uuid};
 
 /// `lines` event lines of the bisecting pattern after an opening seal
 /// signed by `key`.
 pub fn crafted_gap_log(key: &SigningKey, lines: u64) -> Vec<u8> {
-    let stream = [0x42; 16];
+    let stream = Uuid::from_bytes([0x42; 16]);
     let open = Seal {
         stream,
         index: 0,
