@@ -5,18 +5,25 @@
 //!   `Serialize` implementation;
 //! - `simd_json`: `simd_json::serde::to_writer`, simd-json's serde
 //!   serializer, through the same implementation;
-//! - `hand_written`: `Payload::write_json`, the encoder the signer uses.
+//! - `derived`: `EncodeJson::write_json`, the encoder `#[derive(Payload)]`
+//!   generated, which the signer uses;
+//! - `derived_redacting`: the same with one masking and one HMAC rule
+//!   (`agent_id`, `session_id`), applied while encoding.
 //!
 //! Each candidate encodes the same 200,000 events (20,000 in quick mode)
 //! into a reused buffer, five times; the median time per event is printed,
 //! and the outputs are checked to be byte-identical.
 //!
-//! `cargo bench --bench encode`; `AUDITRING_BENCH_QUICK=1` for a short run.
+//! `cargo bench --bench encode`; `AUDITRING_BENCH_QUICK=1` for a short run;
+//! `AUDITRING_BENCH_ONLY=derived` runs one candidate (for example under
+//! `valgrind --tool=callgrind`, whose instruction counts are stable on a
+//! busy machine).
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use auditring::{AuditPayload, Payload};
+use auditring::format::encode::Redactor;
+use auditring::{AuditPayload, EncodeJson, Redaction};
 
 #[path = "common/event.rs"]
 mod event;
@@ -38,7 +45,7 @@ fn main() {
     // Correctness first: the three encoders agree byte for byte.
     for e in events.iter().take(1000) {
         let mut hand = Vec::new();
-        e.write_json(&mut hand);
+        e.write_json(&mut hand, Redactor::none());
         assert_eq!(hand, serde_json::to_vec(e).unwrap(), "serde_json differs");
         assert_eq!(
             hand,
@@ -47,18 +54,32 @@ fn main() {
         );
     }
 
-    type Encoder = fn(&AuditPayload, &mut Vec<u8>);
-    let candidates: [(&str, Encoder); 3] = [
-        ("serde_json", |e, out| {
+    let rules = Redactor::new(
+        [
+            ("agent_id".to_owned(), Redaction::Mask),
+            ("session_id".to_owned(), Redaction::Hmac),
+        ],
+        b"0123456789abcdef-bench".to_vec(),
+    );
+    type Encoder = fn(&AuditPayload, &mut Vec<u8>, &Redactor);
+    let candidates: [(&str, Encoder); 4] = [
+        ("serde_json", |e, out, _| {
             serde_json::to_writer(out, e).unwrap()
         }),
-        ("simd_json", |e, out| {
+        ("simd_json", |e, out, _| {
             simd_json::serde::to_writer(out, e).unwrap()
         }),
-        ("hand_written", |e, out| e.write_json(out)),
+        ("derived", |e, out, _| e.write_json(out, Redactor::none())),
+        ("derived_redacting", |e, out, rules| {
+            e.write_json(out, rules)
+        }),
     ];
+    let only = std::env::var("AUDITRING_BENCH_ONLY").ok();
     let mut results = Vec::new();
     for (name, encode) in candidates {
+        if only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
         let mut buf = Vec::with_capacity(1024);
         let mut times = Vec::new();
         for _ in 0..5 {
@@ -66,7 +87,7 @@ fn main() {
             let mut bytes = 0usize;
             for e in &events {
                 buf.clear();
-                encode(black_box(e), &mut buf);
+                encode(black_box(e), &mut buf, &rules);
                 bytes += black_box(buf.len());
             }
             times.push(started.elapsed().as_nanos() as f64 / n as f64);
@@ -77,8 +98,9 @@ fn main() {
         println!("bench=encode encoder={name} events={n} ns_per_event={median:.0}");
         results.push((name, median));
     }
-    let hand = results[2].1;
-    for (name, t) in &results[..2] {
-        println!("ratio {name}/hand_written={:.2}", t / hand);
+    if let Some(&(_, derived)) = results.iter().find(|(name, _)| *name == "derived") {
+        for (name, t) in results.iter().filter(|(name, _)| *name != "derived") {
+            println!("ratio {name}/derived={:.2}", t / derived);
+        }
     }
 }

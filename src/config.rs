@@ -10,10 +10,12 @@ use serde::Deserialize;
 
 use crate::SigningKey;
 use crate::capture::recorder::FullPolicy;
+use crate::format::encode::EncodeJson;
 use crate::format::redact::Redaction;
 use crate::payload::Payload;
 use crate::pipeline::runtime::RuntimeBuilder;
 use crate::sink::{FileSink, FsyncPolicy, SinkPolicy, StdoutSink, TracingSink};
+use crate::stats::LatencySource;
 
 /// A configuration problem: which field, what is wrong, how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -321,7 +323,9 @@ impl Config {
     ///
     /// A [`ConfigIssue`] for an invalid value, an unreadable key or an
     /// unopenable log file.
-    pub fn runtime_builder<T: Payload>(&self) -> Result<RuntimeBuilder<T>, ConfigIssue> {
+    pub fn runtime_builder<T: Payload + EncodeJson + LatencySource>(
+        &self,
+    ) -> Result<RuntimeBuilder<T>, ConfigIssue> {
         self.validate()?;
         let key =
             SigningKey::from_file(&self.key_file).map_err(|e| issue("key_file", e.to_string()))?;

@@ -83,13 +83,77 @@
 //!
 //! # Custom payloads
 //!
-//! The ring is generic over any [`Payload`]: a `Default + Send` type with a
-//! cheap `clear`. Build fixed-size payloads from [`InlineStr`] so that
-//! recording stays allocation-free; `examples/gate_check.rs` shows a
-//! gate-check payload with a bounded obligations list.
+//! A payload plays three parts, each a trait of the layer that needs it:
+//! the ring needs only [`Payload`](trait@Payload) (a `Default + Clone +
+//! Send` type with a cheap `clear`); a [`Runtime`] also writes it into the
+//! log ([`EncodeJson`], in [`format`](mod@format)) and asks it for the gateway's
+//! latencies ([`LatencySource`](stats::LatencySource), in [`stats`]).
+//!
+//! `#[derive(Payload)]` writes the first two from one list of fields:
+//! build the struct from [`InlineStr`]s (so that recording stays
+//! allocation-free), integers, `bool`s and enums (`#[derive(JsonValue)]`),
+//! and get setters that mark cuts in a [`Truncated`] field, a `clone_from`
+//! that copies only the bytes in use, and an encoder that writes constant
+//! fragments as precomputed bytes and applies the runtime's
+//! [redaction](Redaction) rules while it writes.
+//!
+//! ```
+//! use auditring::sink::MemorySink;
+//! use auditring::stats::LatencySource;
+//! use auditring::verify::{Status, Verifier};
+//! use auditring::{InlineStr, JsonValue, Payload, Redaction, Runtime, SigningKey, Truncated};
+//!
+//! #[derive(Clone, Copy, Debug, Default, JsonValue)]
+//! enum Outcome {
+//!     #[default]
+//!     Success,
+//!     RateLimited,
+//! }
+//!
+//! #[derive(Default, Debug, Payload)]
+//! struct ToolCall {
+//!     tool: InlineStr<32>,
+//!     user: InlineStr<32>,
+//!     outcome: Outcome,
+//!     took_us: u64,
+//!     truncated: Truncated<ToolCall>,
+//! }
+//!
+//! impl LatencySource for ToolCall {} // no gateway latencies to report
+//!
+//! let key = SigningKey::generate();
+//! let log = MemorySink::new();
+//! let runtime = Runtime::<ToolCall>::builder()
+//!     .signing_key(key.clone())
+//!     .sink(log.clone())
+//!     .redact("user", Redaction::Mask)
+//!     .build()?;
+//! let mut recorder = runtime.recorder()?;
+//! recorder.record(|e| {
+//!     e.set_tool("search").set_user("alice");
+//!     e.outcome = Outcome::RateLimited;
+//! })?;
+//! drop(recorder);
+//! runtime.shutdown()?;
+//!
+//! let text = String::from_utf8(log.bytes())?;
+//! assert!(text.contains(
+//!     r#""payload":{"tool":"search","user":"[redacted]","outcome":"rate_limited","took_us":0,"truncated":[]}"#
+//! ));
+//! assert_eq!(Verifier::new([key.public_key()]).verify_bytes(text.as_bytes()).status(), Status::Intact);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/gate_check.rs` shows a gate-check payload with a bounded
+//! obligations list (a field type with its own [`JsonValue`]); a payload
+//! the derive does not fit implements [`EncodeJson`] by hand with
+//! [`JsonObject`](format::encode::JsonObject).
 
 #![deny(unsafe_op_in_unsafe_fn, missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+
+// The derive macros name this crate `::auditring`, here as in users' code.
+extern crate self as auditring;
 
 pub mod capture;
 #[cfg(feature = "config")]
@@ -101,14 +165,22 @@ pub mod sink;
 pub mod stats;
 pub mod verify;
 
+/// Derives [`JsonValue`](trait@JsonValue) for an enum of unit variants,
+/// each written as its snake_case name (or `#[payload(rename = "...")]`).
+pub use auditring_derive::JsonValue;
+/// Derives [`Payload`](trait@Payload), `Clone`, [`EncodeJson`] and
+/// [`StringFields`] for a struct, with an accessor and a setter per inline
+/// string field: see [`Payload`](trait@Payload#deriving).
+pub use auditring_derive::Payload;
 pub use capture::recorder::{FullPolicy, RecordError, Recorder};
 pub use capture::{
     Capture, CaptureBuilder, CaptureStats, CapturedEvent, ConfigError, Consumer, RecorderError,
 };
 pub use format::checkpoint::{Checkpoint, CheckpointError};
+pub use format::encode::{EncodeJson, JsonValue};
 pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use format::redact::Redaction;
-pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacity};
+pub use payload::{AuditPayload, Decision, InlineStr, Payload, StringFields, Truncated, capacity};
 pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
 pub use pipeline::report::{
     RuntimeStats, ShutdownError, ShutdownReport, StageLatency, StatsSnapshot,
@@ -119,6 +191,12 @@ pub use pipeline::runtime::{
 /// Stream and event ids (re-exported so that users need no `uuid`
 /// dependency of their own).
 pub use uuid::Uuid;
+
+/// What derived code names; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -33,6 +33,47 @@ pub struct LatencySample<'a> {
     pub dispatch_us: Option<u64>,
 }
 
+/// A payload that reports the gateway's own latencies, for the runtime's
+/// per-(action, decision) histograms
+/// ([`StatsSnapshot`](crate::StatsSnapshot)'s payload rows).
+///
+/// The signer asks each event once, after draining it. A payload with no
+/// latencies to report implements it with the default method: `impl
+/// LatencySource for MyPayload {}`.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::stats::{LatencySample, LatencySource};
+///
+/// struct ToolCall {
+///     tool: &'static str,
+///     ok: bool,
+///     took_us: u64,
+/// }
+///
+/// impl LatencySource for ToolCall {
+///     fn latency_sample(&self) -> Option<LatencySample<'_>> {
+///         Some(LatencySample {
+///             action: self.tool,
+///             decision: if self.ok { "success" } else { "failure" },
+///             enforcement_us: self.took_us,
+///             dispatch_us: None,
+///         })
+///     }
+/// }
+///
+/// let call = ToolCall { tool: "search", ok: true, took_us: 40 };
+/// assert_eq!(call.latency_sample().unwrap().decision, "success");
+/// ```
+pub trait LatencySource {
+    /// The latencies this event reports; `None` (the default) keeps it out
+    /// of the histograms.
+    fn latency_sample(&self) -> Option<LatencySample<'_>> {
+        None
+    }
+}
+
 /// Summary of one histogram.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Percentiles {

@@ -1,6 +1,7 @@
 //! The README's main command: the gateway example runs, exits 0, prints its
 //! latency tables, its log verifies, each action has latencies of its own,
-//! and the stage histograms are written beside the log.
+//! and the stage histograms are written beside the log; the gate-check
+//! example (a derived custom payload) runs to an intact log.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -134,4 +135,19 @@ fn gateway_example_runs_and_its_log_verifies() {
     let record = std::fs::read_to_string(dir.join("record.hgrm")).unwrap();
     assert_eq!(hgrm::Distribution::parse(&record).unwrap().count, 40_000);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn gate_check_example_runs_its_derived_payload_to_an_intact_log() {
+    let bin = example("gate_check");
+    assert!(bin.exists(), "{} is built by `cargo test`", bin.display());
+    let out = Command::new(&bin).output().expect("the example runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("4 events, log intact"), "{stdout}");
+    assert!(stdout.contains(r#""obligations":[]"#), "{stdout}");
 }

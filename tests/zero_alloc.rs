@@ -1,11 +1,13 @@
 //! Recording allocates nothing on the heap after start-up, for the in-place
 //! and the copy forms, with fitting and over-long inputs, and on the drop
-//! path of a full lane.
+//! path of a full lane; nor does the derived encoder, with or without
+//! redaction rules, once its buffer has grown.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use auditring::{AuditPayload, Capture, Decision, FullPolicy, RecordError};
+use auditring::format::encode::Redactor;
+use auditring::{AuditPayload, Capture, Decision, EncodeJson, FullPolicy, RecordError, Redaction};
 
 /// Counts every allocation and reallocation, per thread, so that tests
 /// running in parallel (and the test harness) do not count for each other.
@@ -156,4 +158,42 @@ fn drop_path_allocates_nothing() {
     assert_eq!(full, EVENTS - 64);
     let stats = capture.stats();
     assert_eq!(stats.accepted + stats.dropped, EVENTS);
+}
+
+#[test]
+fn encoding_allocates_nothing() {
+    let long = "\u{1}\"é".repeat(400);
+    let events: Vec<AuditPayload> = (0..64)
+        .map(|i| {
+            let mut e = AuditPayload::default();
+            fill(&mut e, i, &long);
+            e
+        })
+        .collect();
+    let rules = Redactor::new(
+        [
+            ("session_id".to_owned(), Redaction::Hmac),
+            ("agent_id".to_owned(), Redaction::Mask),
+            ("deny_reason".to_owned(), Redaction::Remove),
+            ("enforcement_latency_us".to_owned(), Redaction::Hmac),
+        ],
+        b"0123456789abcdef-redaction".to_vec(),
+    );
+    let mut out = Vec::with_capacity(1 << 20);
+    let before = allocations();
+    for _ in 0..100 {
+        out.clear();
+        for e in &events {
+            e.write_json(&mut out, Redactor::none());
+            e.write_json(&mut out, &rules);
+        }
+    }
+    let after = allocations();
+    assert_eq!(
+        after - before,
+        0,
+        "encoding allocated {} times",
+        after - before
+    );
+    assert!(out.len() > 64 * 600, "the events were written");
 }

@@ -231,7 +231,7 @@ fn stats_plot_and_tail() {
 }
 
 /// A payload whose every text field an audited agent controls.
-#[derive(Clone, Default, serde::Serialize)]
+#[derive(Default, auditring::Payload)]
 struct Hostile {
     action: String,
     agent_id: String,
@@ -241,11 +241,7 @@ struct Hostile {
     enforcement_latency_us: u64,
 }
 
-impl auditring::Payload for Hostile {
-    fn clear(&mut self) {
-        *self = Self::default();
-    }
-}
+impl auditring::stats::LatencySource for Hostile {}
 
 /// Escape sequences an agent might put in its fields: erase line and
 /// cursor moves (CSI), a window title (OSC ... BEL), a carriage return

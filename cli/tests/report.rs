@@ -180,7 +180,7 @@ fn report_has_the_verdict_counts_one_row_per_pair_and_the_plots() {
 
 /// A payload whose text fields an audited agent controls, written as raw
 /// JSON so that it can also carry escapes a Rust string cannot hold.
-#[derive(Clone, Default, serde::Serialize)]
+#[derive(Clone, Default)]
 struct Raw {
     json: String,
 }
@@ -189,11 +189,16 @@ impl auditring::Payload for Raw {
     fn clear(&mut self) {
         self.json.clear();
     }
+}
 
-    fn write_json(&self, out: &mut Vec<u8>) {
+/// Declares no redactable field: the runtime refuses any redaction rule.
+impl auditring::EncodeJson for Raw {
+    fn write_json(&self, out: &mut Vec<u8>, _: &auditring::format::encode::Redactor) {
         out.extend_from_slice(self.json.as_bytes());
     }
 }
+
+impl auditring::stats::LatencySource for Raw {}
 
 const HOSTILE: [&str; 6] = [
     "<script>alert(1)</script>",

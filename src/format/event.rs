@@ -8,9 +8,9 @@
 
 use uuid::Uuid;
 
+use crate::format::encode::EncodeJson;
 use crate::format::json;
 use crate::format::redact::Redactor;
-use crate::payload::Payload;
 
 /// Appends a UUID in its lower-case hyphenated form (36 bytes).
 #[inline]
@@ -119,10 +119,10 @@ impl IdGenerator {
 /// Appends one event line (with its newline) and returns the range of
 /// `out` holding the line without the newline (the bytes that are hashed).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn write_event_line<T: Payload>(
+pub(crate) fn write_event_line<T: EncodeJson + ?Sized>(
     out: &mut Vec<u8>,
     clock: &mut json::Rfc3339Writer,
-    redaction: Option<(&Redactor, &mut Vec<u8>)>,
+    redactor: &Redactor,
     stream: &Uuid,
     seq: u64,
     id: &Uuid,
@@ -139,14 +139,7 @@ pub(crate) fn write_event_line<T: Payload>(
     out.extend_from_slice(br#"","ts":""#);
     clock.write(out, unix_nanos);
     out.extend_from_slice(br#"","payload":"#);
-    match redaction {
-        Some((redactor, scratch)) if !redactor.is_empty() => {
-            scratch.clear();
-            payload.write_json(scratch);
-            redactor.apply(scratch, out);
-        }
-        _ => payload.write_json(out),
-    }
+    payload.write_json(out, redactor);
     out.push(b'}');
     let end = out.len();
     out.push(b'\n');
@@ -166,7 +159,7 @@ pub(crate) fn write_event_line<T: Payload>(
 /// let line = event_line(&Uuid::nil(), 7, &Uuid::max(), 0, &AuditPayload::default());
 /// assert!(line.starts_with(br#"{"v":2,"kind":"event","stream":"00000000-0000-0000-0000-000000000000","seq":7,"#));
 /// ```
-pub fn event_line<T: Payload>(
+pub fn event_line<T: EncodeJson + ?Sized>(
     stream: &Uuid,
     seq: u64,
     id: &Uuid,
@@ -176,7 +169,14 @@ pub fn event_line<T: Payload>(
     let mut out = Vec::new();
     let mut clock = json::Rfc3339Writer::default();
     let range = write_event_line(
-        &mut out, &mut clock, None, stream, seq, id, unix_nanos, payload,
+        &mut out,
+        &mut clock,
+        Redactor::none(),
+        stream,
+        seq,
+        id,
+        unix_nanos,
+        payload,
     );
     out.truncate(range.end);
     out
@@ -279,7 +279,7 @@ mod tests {
         let range = write_event_line(
             &mut out,
             &mut clock,
-            None,
+            Redactor::none(),
             &Uuid::from_bytes([1; 16]),
             42,
             &Uuid::from_bytes([2; 16]),

@@ -1,4 +1,4 @@
-//! Redaction of sensitive payload fields on the signer thread, before
+//! Redaction of sensitive payload fields on the signer thread, while
 //! encoding: what the seal covers is exactly what was written, and a
 //! redacted value never reaches any sink.
 
@@ -49,12 +49,46 @@ pub(crate) fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The redaction rules of a runtime.
+/// The redaction rules of a runtime, applied by each payload's encoder
+/// while it writes (see [`JsonObject`](crate::format::encode::JsonObject)): a redacted
+/// value is never written anywhere, not even to a scratch buffer.
+///
+/// The runtime builds one from its [`redact`](crate::RuntimeBuilder::redact)
+/// and [`redaction_key`](crate::RuntimeBuilder::redaction_key) settings;
+/// build one directly to test an [`EncodeJson`](crate::format::encode::EncodeJson)
+/// implementation. The key is wiped from memory when the redactor is
+/// dropped.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::format::encode::{EncodeJson, Redactor};
+/// use auditring::{AuditPayload, Redaction};
+///
+/// let mut e = AuditPayload::default();
+/// e.set_session_id("secret");
+/// let rules = Redactor::new([("session_id".to_owned(), Redaction::Mask)], Vec::new());
+/// let mut out = Vec::new();
+/// e.write_json(&mut out, &rules);
+/// assert!(out.starts_with(br#"{"session_id":"[redacted]","token_id":"#));
+/// ```
 #[derive(Clone, Default)]
-pub(crate) struct Redactor {
+pub struct Redactor {
     rules: Vec<(String, Redaction)>,
-    /// Wiped from memory when the redactor is dropped.
-    key: zeroize::Zeroizing<Vec<u8>>,
+    /// Wiped from memory on drop.
+    key: Vec<u8>,
+}
+
+static NONE: Redactor = Redactor {
+    rules: Vec::new(),
+    key: Vec::new(),
+};
+
+impl Drop for Redactor {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.key.zeroize();
+    }
 }
 
 impl fmt::Debug for Redactor {
@@ -67,161 +101,47 @@ impl fmt::Debug for Redactor {
 }
 
 impl Redactor {
-    pub(crate) fn new(rules: Vec<(String, Redaction)>, key: zeroize::Zeroizing<Vec<u8>>) -> Self {
-        Self { rules, key }
+    /// Rules naming top-level fields, and the secret of the HMAC rules.
+    /// When two rules name one field, the first applies.
+    pub fn new(
+        rules: impl IntoIterator<Item = (String, Redaction)>,
+        key: impl Into<Vec<u8>>,
+    ) -> Self {
+        Self {
+            rules: rules.into_iter().collect(),
+            key: key.into(),
+        }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// No rules: every field is written as is.
+    pub fn none() -> &'static Redactor {
+        &NONE
+    }
+
+    /// Whether there are no rules (encoders take their fast path).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
 
-    fn rule(&self, key: &[u8]) -> Option<Redaction> {
+    /// The rule for a field, if any.
+    #[inline]
+    pub(crate) fn rule(&self, field: &str) -> Option<Redaction> {
         self.rules
             .iter()
-            .find(|(field, _)| field.as_bytes() == key)
+            .find(|(name, _)| name == field)
             .map(|(_, r)| *r)
     }
 
-    /// Appends `object` (one JSON object, compact or not) to `out` with the
-    /// rules applied to its top-level fields. Input that is not an object is
-    /// copied unchanged: payload encoders always produce objects.
-    pub(crate) fn apply(&self, object: &[u8], out: &mut Vec<u8>) {
-        let Some(members) = top_level_members(object) else {
-            out.extend_from_slice(object);
-            return;
-        };
-        out.push(b'{');
-        let mut first = true;
-        for (key, value) in members {
-            let raw_key = &object[key.clone()];
-            let rule = self.rule(&raw_key[1..raw_key.len() - 1]);
-            if rule == Some(Redaction::Remove) {
-                continue;
-            }
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(raw_key);
-            out.push(b':');
-            let value = &object[value];
-            match rule {
-                None | Some(Redaction::Remove) => out.extend_from_slice(value),
-                Some(Redaction::Mask) => out.extend_from_slice(b"\"[redacted]\""),
-                Some(Redaction::Hmac) => {
-                    let text = serde_json::from_slice::<String>(value).map(String::into_bytes);
-                    let tag = hmac_sha256(&self.key, text.as_deref().unwrap_or(value));
-                    out.extend_from_slice(b"\"hmac-sha256:");
-                    crate::format::json::write_hex(out, &tag);
-                    out.push(b'"');
-                }
-            }
-        }
-        out.push(b'}');
-    }
-}
-
-/// The byte ranges of each top-level member's key (with its quotes) and
-/// value, or `None` if `json` is not one well-formed object.
-fn top_level_members(json: &[u8]) -> Option<Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>> {
-    let ws = |i: &mut usize| {
-        while json.get(*i).is_some_and(u8::is_ascii_whitespace) {
-            *i += 1;
-        }
-    };
-    // The end (exclusive) of the string starting at `i`.
-    let string_end = |mut i: usize| -> Option<usize> {
-        i += 1;
-        loop {
-            match *json.get(i)? {
-                b'\\' => i += 2,
-                b'"' => return Some(i + 1),
-                _ => i += 1,
-            }
-        }
-    };
-    // The end (exclusive) of the value starting at `i`.
-    let value_end = |mut i: usize| -> Option<usize> {
-        match *json.get(i)? {
-            b'"' => string_end(i),
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                loop {
-                    match *json.get(i)? {
-                        b'"' => {
-                            i = string_end(i)?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                return Some(i + 1);
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-            }
-            _ => {
-                while !matches!(*json.get(i)?, b',' | b'}' | b']') && !json[i].is_ascii_whitespace()
-                {
-                    i += 1;
-                }
-                Some(i)
-            }
-        }
-    };
-    let mut i = 0;
-    ws(&mut i);
-    if json.get(i) != Some(&b'{') {
-        return None;
-    }
-    i += 1;
-    let mut members = Vec::new();
-    ws(&mut i);
-    if json.get(i) == Some(&b'}') {
-        return Some(members);
-    }
-    loop {
-        ws(&mut i);
-        if json.get(i) != Some(&b'"') {
-            return None;
-        }
-        let key = i..string_end(i)?;
-        i = key.end;
-        ws(&mut i);
-        if json.get(i) != Some(&b':') {
-            return None;
-        }
-        i += 1;
-        ws(&mut i);
-        let value = i..value_end(i)?;
-        i = value.end;
-        members.push((key, value));
-        ws(&mut i);
-        match json.get(i)? {
-            b',' => i += 1,
-            b'}' => return Some(members),
-            _ => return None,
-        }
+    /// The HMAC tag of a redacted value.
+    pub(crate) fn tag(&self, message: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.key, message)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn redact(rules: &[(&str, Redaction)], json: &str) -> String {
-        let r = Redactor::new(
-            rules.iter().map(|(f, r)| ((*f).to_owned(), *r)).collect(),
-            zeroize::Zeroizing::new(b"key".to_vec()),
-        );
-        let mut out = Vec::new();
-        r.apply(json.as_bytes(), &mut out);
-        String::from_utf8(out).unwrap()
-    }
 
     #[test]
     fn hmac_matches_rfc_4231_case_1() {
@@ -245,43 +165,20 @@ mod tests {
     }
 
     #[test]
-    fn rules_apply_to_top_level_fields_only() {
-        let json =
-            r#"{"user":"alice","nested":{"user":"bob","n":[1,{"x":"}"}]},"n":3,"s":"a\"b,c}"}"#;
-        assert_eq!(
-            redact(&[("user", Redaction::Mask)], json),
-            r#"{"user":"[redacted]","nested":{"user":"bob","n":[1,{"x":"}"}]},"n":3,"s":"a\"b,c}"}"#
+    fn first_rule_for_a_field_applies() {
+        let r = Redactor::new(
+            [
+                ("a".to_owned(), Redaction::Mask),
+                ("a".to_owned(), Redaction::Remove),
+            ],
+            Vec::new(),
         );
-        assert_eq!(
-            redact(
-                &[("nested", Redaction::Remove), ("s", Redaction::Remove)],
-                json
-            ),
-            r#"{"user":"alice","n":3}"#
+        assert_eq!(r.rule("a"), Some(Redaction::Mask));
+        assert_eq!(r.rule("b"), None);
+        assert!(Redactor::none().is_empty());
+        assert!(
+            format!("{r:?}").contains("<secret>"),
+            "the key is never printed"
         );
-        assert_eq!(
-            redact(&[("user", Redaction::Remove)], r#"{"user":1}"#),
-            "{}"
-        );
-        assert_eq!(redact(&[], json), json);
-    }
-
-    #[test]
-    fn hmac_tags_correlate_and_hide() {
-        let a = redact(&[("user", Redaction::Hmac)], r#"{"user":"alice","n":1}"#);
-        let b = redact(&[("user", Redaction::Hmac)], r#"{"user":"alice","n":2}"#);
-        let c = redact(&[("user", Redaction::Hmac)], r#"{"user":"mallory","n":1}"#);
-        let tag = |s: &str| s[..s.find(",\"n\"").unwrap()].to_owned();
-        assert_eq!(tag(&a), tag(&b));
-        assert_ne!(tag(&a), tag(&c));
-        assert!(!a.contains("alice"));
-        let expected = crate::format::json::hex(&hmac_sha256(b"key", b"alice"));
-        assert!(a.contains(&format!("hmac-sha256:{expected}")));
-    }
-
-    #[test]
-    fn not_an_object_is_copied() {
-        assert_eq!(redact(&[("a", Redaction::Mask)], "[1,2]"), "[1,2]");
-        assert_eq!(redact(&[("a", Redaction::Mask)], r#"{"a":"#), r#"{"a":"#);
     }
 }

@@ -1,12 +1,24 @@
-//! Fixed-size audit payloads: inline strings that never allocate, and the
-//! built-in execution-event payload.
+//! Fixed-size audit payloads: the slot-reuse trait of the capture ring,
+//! inline strings that never allocate, truncation marks, and the built-in
+//! execution-event payload.
+//!
+//! A payload plays three parts, each its own trait: [`Payload`] (slot
+//! reuse, all the ring needs), [`EncodeJson`](crate::EncodeJson) (its JSON
+//! object in the log, in `format`) and
+//! [`LatencySource`](crate::stats::LatencySource) (the gateway latencies it
+//! reports, in `stats`). `#[derive(Payload)]` writes the first two from one
+//! list of fields.
 
 use core::fmt;
+use core::marker::PhantomData;
 
-use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
-/// A type that can travel through the capture ring and into the log.
+use crate::format::encode::JsonValue;
+use crate::format::json;
+
+/// A type that can travel through the capture ring.
 ///
 /// The ring preallocates every slot with `Default::default()` and reuses it
 /// for every event. A recorder fills its own staged copy, reset with
@@ -15,57 +27,142 @@ use serde::{Serialize, Serializer};
 /// cheap (reset lengths, copy only the bytes in use): they run on the hot
 /// path.
 ///
-/// The signer writes each payload as the `payload` object of an event line
-/// with [`write_json`](Payload::write_json), which by default uses the
-/// type's `Serialize` implementation through `serde_json`. Override it with
-/// a hand-written encoder when encoding cost matters (the built-in
-/// [`AuditPayload`] does); the output must be one JSON object without
-/// newlines.
+/// That is all the ring needs. A [`Runtime`](crate::Runtime) also writes
+/// each payload into the log ([`EncodeJson`](crate::EncodeJson)) and asks
+/// it for latencies ([`LatencySource`](crate::stats::LatencySource)).
+///
+/// # Deriving
+///
+/// `#[derive(Payload)]` on a struct with named fields of [`InlineStr`]s,
+/// integers, `bool`s, enums and other [`JsonValue`]s generates:
+///
+/// - `Payload::clear` (each inline string's length reset, every other
+///   field set to its `Default`), and `Clone` whose `clone_from` copies
+///   only the bytes in use of each inline string (so do not also derive
+///   `Clone`);
+/// - for each `InlineStr` field `name`, an accessor `name(&self) -> &str`
+///   (with the field's doc comment) and a setter `set_name(&mut self,
+///   &str) -> &mut Self` that cuts an over-long value at a UTF-8 boundary
+///   and marks the field in the payload's one `Truncated<Self>` field,
+///   which such a payload must have (and an accessor for that field);
+/// - [`EncodeJson`](crate::EncodeJson): the fields in declaration order as
+///   one JSON object, escaped exactly as the log's writer escapes, constant
+///   fragments (`,"action":"`) precomputed, no allocation, and every field
+///   open to the runtime's [redaction](crate::Redaction) rules, applied
+///   while encoding;
+/// - [`StringFields`], the names behind `Truncated<Self>`.
+///
+/// Field attributes: `#[payload(rename = "key")]` (the JSON key, also the
+/// name redaction rules and truncation marks use), `#[payload(skip)]` (not
+/// written; still cleared and copied), `#[payload(no_redact)]` (never
+/// redacted: a runtime with a rule naming it refuses to start). The
+/// container attribute `#[payload(serialize)]` also implements
+/// `serde::Serialize` with the same object (without redaction).
 ///
 /// # Examples
 ///
 /// ```
-/// use auditring::{InlineStr, Payload};
+/// use auditring::format::encode::Redactor;
+/// use auditring::{EncodeJson, InlineStr, Payload, Truncated};
 ///
-/// #[derive(Default, Clone, serde::Serialize)]
+/// #[derive(Default, Debug, Payload)]
 /// struct Login {
-///     user: InlineStr<32>,
+///     /// Who tried to log in.
+///     user: InlineStr<8>,
 ///     ok: bool,
-/// }
-///
-/// impl Payload for Login {
-///     fn clear(&mut self) {
-///         self.user.clear();
-///         self.ok = false;
-///     }
+///     #[payload(rename = "tries")]
+///     attempts: u32,
+///     truncated: Truncated<Login>,
 /// }
 ///
 /// let mut login = Login::default();
-/// login.user.set("alice");
+/// login.set_user("alice-in-wonderland");
+/// login.ok = true;
+/// assert_eq!(login.user(), "alice-in");
+/// assert!(login.truncated().contains("user"));
+///
 /// let mut out = Vec::new();
-/// login.write_json(&mut out);
-/// assert_eq!(out, br#"{"user":"alice","ok":false}"#);
+/// login.write_json(&mut out, Redactor::none());
+/// assert_eq!(out, br#"{"user":"alice-in","ok":true,"tries":0,"truncated":["user"]}"#);
+///
+/// login.clear();
+/// assert_eq!(login.user(), "");
+/// assert!(login.truncated().is_empty());
 /// ```
-pub trait Payload: Default + Clone + Send + Serialize + 'static {
+///
+/// The derive refuses, at compile time, a payload whose cuts would go
+/// unrecorded (inline strings but no `Truncated<Self>` field):
+///
+/// ```compile_fail
+/// #[derive(Default, auditring::Payload)]
+/// struct Silent {
+///     user: auditring::InlineStr<8>,
+/// }
+/// ```
+///
+/// marks that name another payload's fields (`Truncated` alone is
+/// `Truncated<AuditPayload>`):
+///
+/// ```compile_fail
+/// #[derive(Default, auditring::Payload)]
+/// struct Wrong {
+///     user: auditring::InlineStr<8>,
+///     truncated: auditring::Truncated,
+/// }
+/// ```
+///
+/// two fields written under one JSON key:
+///
+/// ```compile_fail
+/// #[derive(Default, auditring::Payload)]
+/// struct Twice {
+///     user: u32,
+///     #[payload(rename = "user")]
+///     uid: u32,
+/// }
+/// ```
+///
+/// and an unknown attribute:
+///
+/// ```compile_fail
+/// #[derive(Default, auditring::Payload)]
+/// struct Typo {
+///     #[payload(no_redcat)]
+///     n: u32,
+/// }
+/// ```
+///
+/// each of which compiles once fixed:
+///
+/// ```
+/// #[derive(Default, auditring::Payload)]
+/// struct Fine {
+///     user: auditring::InlineStr<8>,
+///     #[payload(rename = "uid", no_redact)]
+///     n: u32,
+///     truncated: auditring::Truncated<Fine>,
+/// }
+/// ```
+pub trait Payload: Default + Clone + Send + 'static {
     /// Resets the value to an empty event, as `Default` would, without
     /// touching more memory than needed.
     fn clear(&mut self);
+}
 
-    /// The gateway latencies this event reports, for the runtime's
-    /// per-(action, decision) histograms. `None` (the default) keeps the
-    /// payload out of them.
-    fn latency_sample(&self) -> Option<crate::stats::LatencySample<'_>> {
-        None
-    }
-
-    /// Appends the payload as one JSON object (no newline) to `out`.
-    fn write_json(&self, out: &mut Vec<u8>) {
-        if serde_json::to_writer(&mut *out, self).is_err() {
-            // A `Serialize` implementation refused the value (e.g. a map
-            // with non-string keys); the event still needs a valid line.
-            out.extend_from_slice(br#"{"unserializable":true}"#);
-        }
-    }
+/// The inline string fields of a payload, in the order of their
+/// truncation bits: what a [`Truncated<Self>`](Truncated) names.
+/// `#[derive(Payload)]` implements it.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::{AuditPayload, StringFields};
+///
+/// assert_eq!(AuditPayload::NAMES[0], "session_id");
+/// ```
+pub trait StringFields {
+    /// The JSON keys of the inline string fields (at most 64).
+    const NAMES: &'static [&'static str];
 }
 
 /// A string of at most `N` bytes stored inline, with no heap allocation.
@@ -162,6 +259,27 @@ impl<const N: usize> InlineStr<N> {
         self.bytes[..n].copy_from_slice(&other.bytes[..n]);
         self.len = other.len;
     }
+
+    /// Appends the contents escaped as the body of a JSON string, without
+    /// the quotes (derived encoders write the quotes with the key).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::InlineStr;
+    ///
+    /// let mut s = InlineStr::<8>::new();
+    /// s.set("a\"b\n");
+    /// let mut out = Vec::new();
+    /// s.write_json_body(&mut out);
+    /// assert_eq!(out, br#"a\"b\n"#);
+    /// ```
+    #[inline]
+    pub fn write_json_body(&self, out: &mut Vec<u8>) {
+        // `InlineStr` holds UTF-8 by construction: escape its bytes
+        // directly.
+        json::write_str_body(out, self.as_bytes());
+    }
 }
 
 impl<const N: usize> Default for InlineStr<N> {
@@ -208,6 +326,148 @@ impl<const N: usize> Serialize for InlineStr<N> {
     }
 }
 
+impl<const N: usize> JsonValue for InlineStr<N> {
+    #[inline]
+    fn write_json_value(&self, out: &mut Vec<u8>) {
+        json::write_utf8(out, self.as_bytes());
+    }
+
+    #[inline]
+    fn json_str(&self) -> Option<&str> {
+        Some(self.as_str())
+    }
+}
+
+/// Which inline string fields of a `P` were cut to fit; written as the list
+/// of their names (`[]` when none), so a cut is never silent.
+///
+/// A derived payload's setters keep it up to date: a cut marks the field,
+/// a later value that fits clears the mark.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::{AuditPayload, capacity};
+///
+/// let mut e = AuditPayload::default();
+/// e.set_resource(&"r".repeat(capacity::RESOURCE + 1)).set_action("ok");
+/// assert!(e.truncated().contains("resource"));
+/// assert_eq!(e.truncated().names().collect::<Vec<_>>(), ["resource"]);
+/// ```
+pub struct Truncated<P = AuditPayload> {
+    bits: u64,
+    payload: PhantomData<fn() -> P>,
+}
+
+impl<P> Truncated<P> {
+    /// No field cut.
+    pub const fn new() -> Self {
+        Self {
+            bits: 0,
+            payload: PhantomData,
+        }
+    }
+
+    /// Whether no field was cut.
+    #[inline]
+    pub const fn is_empty(self) -> bool {
+        self.bits == 0
+    }
+
+    /// Marks (or, with `cut == false`, unmarks) the string field at
+    /// `index` in [`StringFields::NAMES`]; derived setters call it.
+    #[inline(always)]
+    pub fn mark(&mut self, index: usize, cut: bool) {
+        debug_assert!(index < 64);
+        let bit = 1u64 << (index & 63);
+        self.bits = (self.bits & !bit) | if cut { bit } else { 0 };
+    }
+
+    /// Clears every mark.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.bits = 0;
+    }
+}
+
+impl<P: StringFields> Truncated<P> {
+    /// Whether the named field was cut.
+    pub fn contains(self, field: &str) -> bool {
+        self.names().any(|name| name == field)
+    }
+
+    /// Names of the cut fields, in field order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        P::NAMES
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| *i < 64 && self.bits & (1 << i) != 0)
+            .map(|(_, name)| *name)
+    }
+}
+
+impl<P> Clone for Truncated<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for Truncated<P> {}
+
+impl<P> Default for Truncated<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P> PartialEq for Truncated<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.bits == other.bits
+    }
+}
+
+impl<P> Eq for Truncated<P> {}
+
+impl<P> core::hash::Hash for Truncated<P> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.bits.hash(state);
+    }
+}
+
+impl<P: StringFields> fmt::Debug for Truncated<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl<P: StringFields> Serialize for Truncated<P> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        for name in self.names() {
+            seq.serialize_element(name)?;
+        }
+        seq.end()
+    }
+}
+
+impl<P: StringFields> JsonValue for Truncated<P> {
+    #[inline]
+    fn write_json_value(&self, out: &mut Vec<u8>) {
+        if self.is_empty() {
+            out.extend_from_slice(b"[]");
+            return;
+        }
+        out.push(b'[');
+        for (i, name) in self.names().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_str(out, name);
+        }
+        out.push(b']');
+    }
+}
+
 /// The outcome of an enforcement decision.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -238,109 +498,43 @@ impl fmt::Display for Decision {
     }
 }
 
-/// Generates, from one list, the string fields of [`AuditPayload`]: the
-/// capacity constants, the accessors, the truncation bits and the field
-/// names in log order.
-macro_rules! string_fields {
-    ($( $bit:literal $field:ident $setter:ident $cap:ident = $n:literal, $doc:literal; )*) => {
-        /// Capacities, in bytes, of the string fields of [`AuditPayload`].
-        /// Longer values are cut at a UTF-8 boundary and marked truncated.
-        pub mod capacity {
-            $(
-                #[doc = concat!("Capacity of `", stringify!($field), "`: ", $doc)]
-                pub const $cap: usize = $n;
-            )*
-        }
+impl JsonValue for Decision {
+    #[inline]
+    fn write_json_value(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(match self {
+            Decision::Allow => b"\"allow\"",
+            Decision::Deny => b"\"deny\"",
+            Decision::Abort => b"\"abort\"",
+        });
+    }
 
-        /// Which string fields of an [`AuditPayload`] were cut to fit.
-        #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-        pub struct Truncated(u16);
-
-        impl Truncated {
-            /// Every string field, in log order, with its bit.
-            const FIELDS: &'static [(u16, &'static str)] = &[
-                $( (1 << $bit, stringify!($field)), )*
-            ];
-
-            /// Whether no field was cut.
-            pub const fn is_empty(self) -> bool {
-                self.0 == 0
-            }
-
-            /// Whether the named field was cut.
-            pub fn contains(self, field: &str) -> bool {
-                Self::FIELDS.iter().any(|(bit, name)| *name == field && self.0 & bit != 0)
-            }
-
-            /// Names of the cut fields, in log order.
-            pub fn names(self) -> impl Iterator<Item = &'static str> {
-                Self::FIELDS
-                    .iter()
-                    .filter(move |(bit, _)| self.0 & bit != 0)
-                    .map(|(_, name)| *name)
-            }
-
-            #[inline(always)]
-            fn mark(&mut self, bit: u16, cut: bool) {
-                self.0 = (self.0 & !bit) | if cut { bit } else { 0 };
-            }
-        }
-
-        impl AuditPayload {
-            $(
-                #[doc = concat!("The `", stringify!($field), "` field: ", $doc)]
-                #[inline]
-                pub fn $field(&self) -> &str {
-                    self.$field.as_str()
-                }
-
-                #[doc = concat!("Sets `", stringify!($field), "`; a value over ",
-                    stringify!($n), " bytes is cut at a UTF-8 boundary and marked truncated.")]
-                #[inline]
-                pub fn $setter(&mut self, value: &str) -> &mut Self {
-                    let cut = self.$field.set(value);
-                    self.truncated.mark(1 << $bit, cut);
-                    self
-                }
-            )*
-
-            fn clear_strings(&mut self) {
-                $( self.$field.clear(); )*
-            }
-
-            fn copy_strings(&mut self, source: &Self) {
-                $( self.$field.copy_from(&source.$field); )*
-            }
-        }
-    };
-}
-
-string_fields! {
-    0 session_id set_session_id SESSION_ID = 64, "the session that produced the event.";
-    1 token_id set_token_id TOKEN_ID = 64, "the capability token evaluated.";
-    2 agent_id set_agent_id AGENT_ID = 64, "the agent that initiated the action.";
-    3 action set_action ACTION = 64, "the canonical action class (e.g. `http.get`, `llm.inference`).";
-    4 resource set_resource RESOURCE = 512, "the target resource (URL, table, tool name).";
-    5 deny_reason set_deny_reason DENY_REASON = 256, "why the action was denied or aborted; empty on allow.";
-    6 context_hash set_context_hash CONTEXT_HASH = 96, "integrity hash of the evaluation context (e.g. `sha256:` + 64 hex digits).";
-    7 bundle_version set_bundle_version BUNDLE_VERSION = 64, "the policy bundle version active at decision time.";
-    8 sandbox_id set_sandbox_id SANDBOX_ID = 64, "the run or sandbox the event belongs to.";
-}
-
-impl fmt::Debug for Truncated {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.names()).finish()
+    #[inline]
+    fn json_str(&self) -> Option<&str> {
+        Some(self.as_str())
     }
 }
 
-impl Serialize for Truncated {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(None)?;
-        for name in self.names() {
-            seq.serialize_element(name)?;
-        }
-        seq.end()
-    }
+/// Capacities, in bytes, of the string fields of [`AuditPayload`].
+/// Longer values are cut at a UTF-8 boundary and marked truncated.
+pub mod capacity {
+    /// Capacity of `session_id`.
+    pub const SESSION_ID: usize = 64;
+    /// Capacity of `token_id`.
+    pub const TOKEN_ID: usize = 64;
+    /// Capacity of `agent_id`.
+    pub const AGENT_ID: usize = 64;
+    /// Capacity of `action`.
+    pub const ACTION: usize = 64;
+    /// Capacity of `resource`.
+    pub const RESOURCE: usize = 512;
+    /// Capacity of `deny_reason`.
+    pub const DENY_REASON: usize = 256;
+    /// Capacity of `context_hash`.
+    pub const CONTEXT_HASH: usize = 96;
+    /// Capacity of `bundle_version`.
+    pub const BUNDLE_VERSION: usize = 64;
+    /// Capacity of `sandbox_id`.
+    pub const SANDBOX_ID: usize = 64;
 }
 
 /// The built-in audit payload: one enforcement decision of a gateway (an
@@ -353,7 +547,10 @@ impl Serialize for Truncated {
 /// a cut is never silent.
 ///
 /// Numeric fields are public; string fields go through setters so that the
-/// truncation marker stays correct.
+/// truncation marker stays correct. The JSON projection is stable and
+/// complete: every field, always, in declaration order; absent values are
+/// empty strings or zero; `truncated` is always a list (`[]` when nothing
+/// was cut), so consumers never special-case a missing key.
 ///
 /// # Examples
 ///
@@ -372,19 +569,29 @@ impl Serialize for Truncated {
 /// let json = serde_json::to_string(&e).unwrap();
 /// assert!(json.starts_with(r#"{"session_id":"sess-42","#));
 /// ```
-#[derive(Default)]
+#[derive(Default, Debug, PartialEq, Eq, auditring_derive::Payload)]
+#[payload(serialize)]
 pub struct AuditPayload {
+    /// The session that produced the event.
     session_id: InlineStr<{ capacity::SESSION_ID }>,
+    /// The capability token evaluated.
     token_id: InlineStr<{ capacity::TOKEN_ID }>,
+    /// The agent that initiated the action.
     agent_id: InlineStr<{ capacity::AGENT_ID }>,
+    /// The canonical action class (e.g. `http.get`, `llm.inference`).
     action: InlineStr<{ capacity::ACTION }>,
+    /// The target resource (URL, table, tool name).
     resource: InlineStr<{ capacity::RESOURCE }>,
     /// The enforcement outcome.
     pub decision: Decision,
+    /// Why the action was denied or aborted; empty on allow.
     deny_reason: InlineStr<{ capacity::DENY_REASON }>,
     /// Time spent in the enforcement pipeline, in microseconds.
     pub enforcement_latency_us: u64,
+    /// Integrity hash of the evaluation context (e.g. `sha256:` + 64 hex
+    /// digits).
     context_hash: InlineStr<{ capacity::CONTEXT_HASH }>,
+    /// The policy bundle version active at decision time.
     bundle_version: InlineStr<{ capacity::BUNDLE_VERSION }>,
     /// Status code returned by the dispatched call (e.g. HTTP); 0 when the
     /// call was never dispatched.
@@ -395,19 +602,12 @@ pub struct AuditPayload {
     /// Size of the dispatched call's response body, in bytes; 0 when never
     /// dispatched.
     pub response_size: u64,
+    /// The run or sandbox the event belongs to.
     sandbox_id: InlineStr<{ capacity::SANDBOX_ID }>,
-    truncated: Truncated,
+    truncated: Truncated<AuditPayload>,
 }
 
-impl AuditPayload {
-    /// Which string fields were cut to fit their capacity.
-    #[inline]
-    pub fn truncated(&self) -> Truncated {
-        self.truncated
-    }
-}
-
-impl Payload for AuditPayload {
+impl crate::stats::LatencySource for AuditPayload {
     fn latency_sample(&self) -> Option<crate::stats::LatencySample<'_>> {
         Some(crate::stats::LatencySample {
             action: self.action.as_str(),
@@ -416,155 +616,20 @@ impl Payload for AuditPayload {
             dispatch_us: (self.dispatch_status != 0).then_some(self.dispatch_latency_us),
         })
     }
-
-    /// Hand-written encoder producing exactly the `Serialize` projection,
-    /// several times faster than going through `serde_json`.
-    fn write_json(&self, out: &mut Vec<u8>) {
-        use crate::format::json::{write_str, write_u64, write_utf8};
-        // `InlineStr` holds UTF-8 by construction: write its bytes directly.
-        let field = |out: &mut Vec<u8>, key: &[u8], value: &[u8]| {
-            out.extend_from_slice(key);
-            write_utf8(out, value);
-        };
-        field(out, br#"{"session_id":"#, self.session_id.as_bytes());
-        field(out, br#","token_id":"#, self.token_id.as_bytes());
-        field(out, br#","agent_id":"#, self.agent_id.as_bytes());
-        field(out, br#","action":"#, self.action.as_bytes());
-        field(out, br#","resource":"#, self.resource.as_bytes());
-        out.extend_from_slice(br#","decision":""#);
-        out.extend_from_slice(self.decision.as_str().as_bytes());
-        out.push(b'"');
-        field(out, br#","deny_reason":"#, self.deny_reason.as_bytes());
-        out.extend_from_slice(br#","enforcement_latency_us":"#);
-        write_u64(out, self.enforcement_latency_us);
-        field(out, br#","context_hash":"#, self.context_hash.as_bytes());
-        field(
-            out,
-            br#","bundle_version":"#,
-            self.bundle_version.as_bytes(),
-        );
-        out.extend_from_slice(br#","dispatch_status":"#);
-        write_u64(out, u64::from(self.dispatch_status));
-        out.extend_from_slice(br#","dispatch_latency_us":"#);
-        write_u64(out, self.dispatch_latency_us);
-        out.extend_from_slice(br#","response_size":"#);
-        write_u64(out, self.response_size);
-        field(out, br#","sandbox_id":"#, self.sandbox_id.as_bytes());
-        out.extend_from_slice(br#","truncated":["#);
-        for (i, name) in self.truncated.names().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(out, name);
-        }
-        out.extend_from_slice(b"]}");
-    }
-
-    #[inline]
-    fn clear(&mut self) {
-        self.clear_strings();
-        self.decision = Decision::Allow;
-        self.enforcement_latency_us = 0;
-        self.dispatch_status = 0;
-        self.dispatch_latency_us = 0;
-        self.response_size = 0;
-        self.truncated = Truncated::default();
-    }
-}
-
-impl Clone for AuditPayload {
-    fn clone(&self) -> Self {
-        let mut copy = Self::default();
-        copy.clone_from(self);
-        copy
-    }
-
-    /// Copies only the bytes in use, not the full inline capacity: this is
-    /// what `Recorder::record_copy` runs on the hot path.
-    #[inline]
-    fn clone_from(&mut self, source: &Self) {
-        self.copy_strings(source);
-        self.decision = source.decision;
-        self.enforcement_latency_us = source.enforcement_latency_us;
-        self.dispatch_status = source.dispatch_status;
-        self.dispatch_latency_us = source.dispatch_latency_us;
-        self.response_size = source.response_size;
-        self.truncated = source.truncated;
-    }
-}
-
-impl PartialEq for AuditPayload {
-    fn eq(&self, other: &Self) -> bool {
-        self.session_id == other.session_id
-            && self.token_id == other.token_id
-            && self.agent_id == other.agent_id
-            && self.action == other.action
-            && self.resource == other.resource
-            && self.decision == other.decision
-            && self.deny_reason == other.deny_reason
-            && self.enforcement_latency_us == other.enforcement_latency_us
-            && self.context_hash == other.context_hash
-            && self.bundle_version == other.bundle_version
-            && self.dispatch_status == other.dispatch_status
-            && self.dispatch_latency_us == other.dispatch_latency_us
-            && self.response_size == other.response_size
-            && self.sandbox_id == other.sandbox_id
-            && self.truncated == other.truncated
-    }
-}
-
-impl Eq for AuditPayload {}
-
-impl fmt::Debug for AuditPayload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuditPayload")
-            .field("session_id", &self.session_id)
-            .field("token_id", &self.token_id)
-            .field("agent_id", &self.agent_id)
-            .field("action", &self.action)
-            .field("resource", &self.resource)
-            .field("decision", &self.decision)
-            .field("deny_reason", &self.deny_reason)
-            .field("enforcement_latency_us", &self.enforcement_latency_us)
-            .field("context_hash", &self.context_hash)
-            .field("bundle_version", &self.bundle_version)
-            .field("dispatch_status", &self.dispatch_status)
-            .field("dispatch_latency_us", &self.dispatch_latency_us)
-            .field("response_size", &self.response_size)
-            .field("sandbox_id", &self.sandbox_id)
-            .field("truncated", &self.truncated)
-            .finish()
-    }
-}
-
-/// The stable JSON projection: every field, always, in this order. Absent
-/// values are empty strings or zero; `truncated` is always a list (`[]` when
-/// nothing was cut), so consumers never special-case a missing key.
-impl Serialize for AuditPayload {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("AuditPayload", 15)?;
-        s.serialize_field("session_id", &self.session_id)?;
-        s.serialize_field("token_id", &self.token_id)?;
-        s.serialize_field("agent_id", &self.agent_id)?;
-        s.serialize_field("action", &self.action)?;
-        s.serialize_field("resource", &self.resource)?;
-        s.serialize_field("decision", &self.decision)?;
-        s.serialize_field("deny_reason", &self.deny_reason)?;
-        s.serialize_field("enforcement_latency_us", &self.enforcement_latency_us)?;
-        s.serialize_field("context_hash", &self.context_hash)?;
-        s.serialize_field("bundle_version", &self.bundle_version)?;
-        s.serialize_field("dispatch_status", &self.dispatch_status)?;
-        s.serialize_field("dispatch_latency_us", &self.dispatch_latency_us)?;
-        s.serialize_field("response_size", &self.response_size)?;
-        s.serialize_field("sandbox_id", &self.sandbox_id)?;
-        s.serialize_field("truncated", &self.truncated)?;
-        s.end()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::format::encode::EncodeJson;
+    use crate::format::redact::Redactor;
+
+    fn encode(e: &AuditPayload) -> String {
+        let mut out = Vec::new();
+        e.write_json(&mut out, Redactor::none());
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn empty_and_exact_fit() {
@@ -664,27 +729,16 @@ mod tests {
             agent
         );
         assert_eq!(json, expected);
-        let mut hand = Vec::new();
-        e.write_json(&mut hand);
-        assert_eq!(
-            String::from_utf8(hand).unwrap(),
-            expected,
-            "hand-written encoder"
-        );
+        assert_eq!(encode(&e), expected, "derived encoder");
     }
 
     #[test]
-    fn hand_written_encoder_matches_serde_on_hostile_strings() {
+    fn derived_encoder_matches_serde_on_hostile_strings() {
         let mut e = AuditPayload::default();
         e.set_session_id("\u{0}\n\"\\\u{1f}")
             .set_resource("日本🦀")
             .set_deny_reason(&"\u{7}".repeat(300));
         e.set_token_id(&"é".repeat(40));
-        let mut hand = Vec::new();
-        e.write_json(&mut hand);
-        assert_eq!(
-            String::from_utf8(hand).unwrap(),
-            serde_json::to_string(&e).unwrap()
-        );
+        assert_eq!(encode(&e), serde_json::to_string(&e).unwrap());
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::capture::recorder::{FullPolicy, Recorder};
 use crate::capture::{Capture, CaptureBuilder, ConfigError, RecorderError};
+use crate::format::encode::EncodeJson;
 use crate::format::keys::SigningKey;
 use crate::format::redact::{Redaction, Redactor};
 use crate::format::seal::ChainHead;
@@ -23,7 +24,7 @@ use crate::pipeline::signer::{Signer, SignerConfig, SignerOutcome};
 use crate::pipeline::stage_files::StageFiles;
 use crate::pipeline::writer::SinkEntry;
 use crate::sink::{RotationSignal, Sink, SinkFailure, SinkPolicy};
-use crate::stats::Stage;
+use crate::stats::{LatencySource, Stage};
 
 /// The default [`RuntimeBuilder::heartbeat_interval`]: an idle run writes
 /// a `heartbeat` seal every 30 seconds.
@@ -48,6 +49,14 @@ pub enum BuildError {
     /// A [`Redaction::Hmac`] rule without a redaction key of 16 bytes or
     /// more.
     RedactionKey,
+    /// A redaction rule names a field the payload does not have, or one it
+    /// declares never redacted: the rule would hide nothing.
+    RedactField {
+        /// The field the rule names.
+        field: String,
+        /// The fields rules may name.
+        redactable: &'static [&'static str],
+    },
     /// The signer core does not exist (or is not available to the process).
     Pin(crate::capture::affinity::PinError),
     /// The directory of the stage histogram files could not be created
@@ -85,6 +94,18 @@ impl fmt::Display for BuildError {
             BuildError::Pin(e) => write!(f, "signer_core: {e}"),
             BuildError::RedactionKey => f.write_str(
                 "an HMAC redaction needs a secret key of at least 16 bytes: call `.redaction_key(...)` with one kept apart from the log",
+            ),
+            BuildError::RedactField {
+                field,
+                redactable: [],
+            } => write!(
+                f,
+                "redaction rule for `{field}`: the payload declares no redactable field (`EncodeJson::REDACTABLE`), so the rule would hide nothing"
+            ),
+            BuildError::RedactField { field, redactable } => write!(
+                f,
+                "redaction rule for `{field}`: the payload has no redactable field of that name, so the rule would hide nothing; fields that can be redacted: {}",
+                redactable.join(", ")
             ),
             BuildError::Resume { sink, source } => {
                 write!(f, "sink '{sink}' cannot continue its existing log: {source}")
@@ -135,7 +156,7 @@ impl From<ConfigError> for BuildError {
 /// | [`report_interval`](RuntimeBuilder::report_interval) | 60 s | periodic stats report through `tracing` |
 /// | [`heartbeat_interval`](RuntimeBuilder::heartbeat_interval) | 30 s | an idle run writes a `heartbeat` seal (no events) after this long without a seal |
 /// | [`signer_core`](RuntimeBuilder::signer_core) | not pinned | core the signer thread is pinned to |
-/// | [`redact`](RuntimeBuilder::redact) | none | fields removed, masked or replaced by an HMAC before encoding |
+/// | [`redact`](RuntimeBuilder::redact) | none | fields removed, masked or replaced by an HMAC while encoding; checked against the payload's redactable fields |
 /// | [`redaction_key`](RuntimeBuilder::redaction_key) | none | secret of HMAC redaction (16 bytes or more) |
 /// | [`stage_histograms`](RuntimeBuilder::stage_histograms) | off | stage histograms written as `.hgrm` files to a directory, periodically and at shutdown |
 ///
@@ -157,7 +178,7 @@ impl From<ConfigError> for BuildError {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use]
-pub struct RuntimeBuilder<T: Payload = AuditPayload> {
+pub struct RuntimeBuilder<T: Payload + EncodeJson + LatencySource = AuditPayload> {
     capture: CaptureBuilder<T>,
     key: Option<SigningKey>,
     sinks: Vec<SinkEntry>,
@@ -175,7 +196,7 @@ pub struct RuntimeBuilder<T: Payload = AuditPayload> {
     stage_histograms: Option<(std::path::PathBuf, Duration)>,
 }
 
-impl<T: Payload> Default for RuntimeBuilder<T> {
+impl<T: Payload + EncodeJson + LatencySource> Default for RuntimeBuilder<T> {
     fn default() -> Self {
         Self {
             capture: CaptureBuilder::default(),
@@ -196,7 +217,7 @@ impl<T: Payload> Default for RuntimeBuilder<T> {
     }
 }
 
-impl<T: Payload> fmt::Debug for RuntimeBuilder<T> {
+impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for RuntimeBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RuntimeBuilder")
             .field("key", &self.key)
@@ -215,7 +236,7 @@ impl<T: Payload> fmt::Debug for RuntimeBuilder<T> {
     }
 }
 
-impl<T: Payload> RuntimeBuilder<T> {
+impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
     /// The key that signs every seal.
     pub fn signing_key(mut self, key: SigningKey) -> Self {
         self.key = Some(key);
@@ -362,8 +383,25 @@ impl<T: Payload> RuntimeBuilder<T> {
         self
     }
 
-    /// Redacts a top-level payload field before it is encoded: the value
+    /// Redacts a top-level payload field while it is encoded: the value
     /// never reaches a sink, and the seal covers what was written.
+    /// [`build`](RuntimeBuilder::build) refuses a rule naming a field the
+    /// payload cannot redact ([`BuildError::RedactField`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use auditring::sink::MemorySink;
+    /// use auditring::{AuditPayload, BuildError, Redaction, Runtime, SigningKey};
+    ///
+    /// let err = Runtime::<AuditPayload>::builder()
+    ///     .signing_key(SigningKey::generate())
+    ///     .sink(MemorySink::new())
+    ///     .redact("sesion_id", Redaction::Mask) // misspelt
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err, BuildError::RedactField { .. }));
+    /// ```
     pub fn redact(mut self, field: impl Into<String>, with: Redaction) -> Self {
         self.redactions.push((field.into(), with));
         self
@@ -450,6 +488,16 @@ impl<T: Payload> RuntimeBuilder<T> {
         {
             return Err(BuildError::RedactionKey);
         }
+        if let Some((field, _)) = self
+            .redactions
+            .iter()
+            .find(|(field, _)| !T::REDACTABLE.contains(&field.as_str()))
+        {
+            return Err(BuildError::RedactField {
+                field: field.clone(),
+                redactable: T::REDACTABLE,
+            });
+        }
         if let Some(core) = self.signer_core {
             let available = crate::capture::affinity::available_cores();
             if !available.contains(&core) {
@@ -516,7 +564,11 @@ impl<T: Payload> RuntimeBuilder<T> {
                 parallel_hashing: self.parallel_hashing,
                 report_interval: self.report_interval,
                 heartbeat_interval: self.heartbeat_interval,
-                redactor: Redactor::new(self.redactions, self.redaction_key),
+                redactor: Redactor::new(self.redactions, {
+                    // Moved out; the emptied `Zeroizing` wipes nothing more.
+                    let mut key = self.redaction_key;
+                    std::mem::take(&mut *key)
+                }),
             },
             sinks,
             Arc::clone(&pipeline),
@@ -599,13 +651,13 @@ impl<T: Payload> RuntimeBuilder<T> {
 /// assert_eq!((report.accepted, report.sealed), (2, 2));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Runtime<T: Payload = AuditPayload> {
+pub struct Runtime<T: Payload + EncodeJson + LatencySource = AuditPayload> {
     capture: Capture<T>,
     /// Also holds the pipeline's shared state.
     flush: FlushHandle,
 }
 
-impl<T: Payload> Clone for Runtime<T> {
+impl<T: Payload + EncodeJson + LatencySource> Clone for Runtime<T> {
     fn clone(&self) -> Self {
         Self {
             capture: self.capture.clone(),
@@ -614,7 +666,7 @@ impl<T: Payload> Clone for Runtime<T> {
     }
 }
 
-impl<T: Payload> Runtime<T> {
+impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
     /// A builder with the defaults listed on [`RuntimeBuilder`].
     pub fn builder() -> RuntimeBuilder<T> {
         RuntimeBuilder::default()
@@ -773,7 +825,7 @@ impl<T: Payload> Runtime<T> {
     }
 }
 
-impl<T: Payload> fmt::Debug for Runtime<T> {
+impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for Runtime<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("stats", &self.stats())
@@ -854,7 +906,7 @@ impl<T: Payload> fmt::Debug for Runtime<T> {
 ///     .unwrap();
 /// ```
 #[must_use = "dropping the guard shuts the audit pipeline down: keep it while events are recorded"]
-pub struct RuntimeGuard<T: Payload = AuditPayload> {
+pub struct RuntimeGuard<T: Payload + EncodeJson + LatencySource = AuditPayload> {
     runtime: Runtime<T>,
     signer: Option<JoinHandle<()>>,
     outcome: mpsc::Receiver<SignerOutcome>,
@@ -863,7 +915,7 @@ pub struct RuntimeGuard<T: Payload = AuditPayload> {
     stage_files: Option<StageFiles>,
 }
 
-impl<T: Payload> RuntimeGuard<T> {
+impl<T: Payload + EncodeJson + LatencySource> RuntimeGuard<T> {
     /// A handle of its own to the running pipeline, to share with worker
     /// threads.
     pub fn runtime(&self) -> Runtime<T> {
@@ -943,7 +995,7 @@ impl<T: Payload> RuntimeGuard<T> {
     }
 }
 
-impl<T: Payload> std::ops::Deref for RuntimeGuard<T> {
+impl<T: Payload + EncodeJson + LatencySource> std::ops::Deref for RuntimeGuard<T> {
     type Target = Runtime<T>;
 
     fn deref(&self) -> &Runtime<T> {
@@ -951,7 +1003,7 @@ impl<T: Payload> std::ops::Deref for RuntimeGuard<T> {
     }
 }
 
-impl<T: Payload> Drop for RuntimeGuard<T> {
+impl<T: Payload + EncodeJson + LatencySource> Drop for RuntimeGuard<T> {
     fn drop(&mut self) {
         if self.signer.is_some()
             && let Err(e) = self.stop_signer()
@@ -961,7 +1013,7 @@ impl<T: Payload> Drop for RuntimeGuard<T> {
     }
 }
 
-impl<T: Payload> fmt::Debug for RuntimeGuard<T> {
+impl<T: Payload + EncodeJson + LatencySource> fmt::Debug for RuntimeGuard<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RuntimeGuard")
             .field("runtime", &self.runtime)

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use hdrhistogram::Histogram;
 
 use crate::capture::{CapturedEvent, Consumer};
+use crate::format::encode::EncodeJson;
 use crate::format::event::{self, IdGenerator};
 use crate::format::keys::SigningKey;
 use crate::format::merkle::Hash;
@@ -20,6 +21,7 @@ use crate::pipeline::hasher::{BatchHasher, Lines};
 use crate::pipeline::shared::{Pipeline, lock};
 use crate::pipeline::writer::{PUBLISH_EVERY_NS, Sealed, SinkEntry, Writer};
 use crate::sink::RotationSignal;
+use crate::stats::LatencySource;
 use crate::stats::{Histograms, Stage};
 
 /// What the signer did over its whole run.
@@ -69,11 +71,10 @@ struct BatchState {
     /// Time spent draining and encoding this batch, ns.
     encode_ns: u64,
     redactor: Redactor,
-    scratch: Vec<u8>,
 }
 
 impl BatchState {
-    fn add<T: Payload>(
+    fn add<T: Payload + EncodeJson + LatencySource>(
         &mut self,
         event: CapturedEvent<'_, T>,
         stats: &mut Histograms,
@@ -92,7 +93,7 @@ impl BatchState {
         let range = event::write_event_line(
             &mut self.lines.buf,
             &mut self.timestamps,
-            Some((&self.redactor, &mut self.scratch)),
+            &self.redactor,
             &self.stream,
             seq,
             &id,
@@ -107,7 +108,7 @@ impl BatchState {
 }
 
 /// The signer: owns the consumer side of the ring, the key and the sinks.
-pub(crate) struct Signer<T: Payload> {
+pub(crate) struct Signer<T: Payload + EncodeJson + LatencySource> {
     consumer: Consumer<T>,
     key: SigningKey,
     writer: Writer,
@@ -143,7 +144,7 @@ pub(crate) struct Signer<T: Payload> {
     flush_marks: Vec<u64>,
 }
 
-impl<T: Payload> Signer<T> {
+impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
     pub(crate) fn new(
         consumer: Consumer<T>,
         config: SignerConfig,
@@ -182,7 +183,6 @@ impl<T: Payload> Signer<T> {
                 timestamps: crate::format::json::Rfc3339Writer::default(),
                 encode_ns: 0,
                 redactor: config.redactor,
-                scratch: Vec::new(),
             },
             next_index: 0,
             prev: config.chain.prev,
