@@ -13,7 +13,7 @@ use crate::capture::recorder::FullPolicy;
 use crate::format::encode::EncodeJson;
 use crate::format::redact::Redaction;
 use crate::payload::Payload;
-use crate::pipeline::runtime::RuntimeBuilder;
+use crate::pipeline::builder::RuntimeBuilder;
 use crate::sink::{FileSink, FsyncPolicy, SinkPolicy, StdoutSink, TracingSink};
 use crate::stats::LatencySource;
 

@@ -181,13 +181,12 @@ pub use format::encode::{EncodeJson, JsonValue};
 pub use format::keys::{KeyError, KeyId, PublicKey, SigningKey};
 pub use format::redact::Redaction;
 pub use payload::{AuditPayload, Decision, InlineStr, Payload, StringFields, Truncated, capacity};
+pub use pipeline::builder::{BuildError, DEFAULT_HEARTBEAT_INTERVAL, RuntimeBuilder};
 pub use pipeline::flush::{FlushError, FlushHandle, FlushReport};
 pub use pipeline::report::{
     RuntimeStats, ShutdownError, ShutdownReport, StageLatency, StatsSnapshot,
 };
-pub use pipeline::runtime::{
-    BuildError, DEFAULT_HEARTBEAT_INTERVAL, Runtime, RuntimeBuilder, RuntimeGuard,
-};
+pub use pipeline::runtime::{Runtime, RuntimeGuard};
 /// Stream and event ids (re-exported so that users need no `uuid`
 /// dependency of their own).
 pub use uuid::Uuid;

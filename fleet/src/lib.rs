@@ -1,4 +1,4 @@
-//! Fleet shipping for [auditring](auditring): every gateway's sealed log
+//! Fleet shipping for [`auditring`]: every gateway's sealed log
 //! on NATS JetStream, every chain verified centrally.
 //!
 //! A gateway's local signed log is the spool. A [`Shipper`] (its own

@@ -3,6 +3,7 @@
 //! thread, the writer thread that hands sealed batches to the sinks, and
 //! flushing.
 
+pub(crate) mod builder;
 pub(crate) mod flush;
 pub(crate) mod hasher;
 pub(crate) mod report;
