@@ -9,6 +9,10 @@ use auditring::sink::MemorySink;
 use auditring::verify::{FindingKind, Status, Verifier};
 use auditring::{AuditPayload, Runtime, SigningKey};
 
+#[path = "common/lines.rs"]
+mod log_lines;
+use log_lines::{join, lines};
+
 /// A log with events, an idle stretch with heartbeats, and more events.
 fn idle_log(key: &SigningKey) -> Vec<u8> {
     let log = MemorySink::new();
@@ -44,22 +48,6 @@ fn heartbeats(log: &[u8]) -> Vec<usize> {
         .filter(|(_, l)| Seal::parse_line(l).is_ok_and(|(s, _)| s.reason == SealReason::Heartbeat))
         .map(|(i, _)| i)
         .collect()
-}
-
-fn lines(log: &[u8]) -> Vec<Vec<u8>> {
-    log.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
-fn join(lines: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in lines {
-        out.extend_from_slice(l);
-        out.push(b'\n');
-    }
-    out
 }
 
 #[test]

@@ -7,6 +7,10 @@ use auditring::verify::{FindingKind, Report, Status, Verifier};
 use auditring::{AuditPayload, Decision, FullPolicy, Runtime, SigningKey};
 use proptest::prelude::*;
 
+#[path = "common/lines.rs"]
+mod log_lines;
+use log_lines::{join, lines};
+
 /// A closed log of `events` events sealed in batches of `batch`.
 fn make_log(key: &SigningKey, events: u64, batch: usize) -> Vec<u8> {
     let sink = MemorySink::new();
@@ -39,22 +43,6 @@ fn make_log(key: &SigningKey, events: u64, batch: usize) -> Vec<u8> {
     let report = runtime.shutdown().unwrap();
     assert_eq!(report.sealed, events);
     sink.bytes()
-}
-
-fn lines(log: &[u8]) -> Vec<Vec<u8>> {
-    log.split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
-fn join(lines: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in lines {
-        out.extend_from_slice(l);
-        out.push(b'\n');
-    }
-    out
 }
 
 fn is_seal(line: &[u8]) -> bool {
