@@ -149,7 +149,12 @@
 //! the derive does not fit implements [`EncodeJson`] by hand with
 //! [`JsonObject`](format::encode::JsonObject).
 
-#![deny(unsafe_op_in_unsafe_fn, missing_docs)]
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    missing_docs,
+    missing_debug_implementations,
+    unnameable_types
+)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 // The derive macros name this crate `::auditring`, here as in users' code.

@@ -474,6 +474,7 @@ fn stats_of<T>(shared: &Shared<T>) -> CaptureStats {
 
 /// One captured event, borrowed from the ring during
 /// [`Consumer::drain`].
+#[derive(Debug)]
 pub struct CapturedEvent<'a, T> {
     payload: &'a T,
     unix_nanos: u64,

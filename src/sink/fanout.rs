@@ -22,6 +22,14 @@ pub struct Fanout {
     sinks: Vec<Box<dyn Sink>>,
 }
 
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.sinks.iter().map(|s| s.name()))
+            .finish()
+    }
+}
+
 impl Fanout {
     /// An empty fan-out.
     pub fn new() -> Self {
