@@ -856,6 +856,9 @@ impl Collector {
         }
         self.take_heartbeats();
         let n = messages.len();
+        // Each gateway's messages, in the order they came.
+        type Item = (String, u64, u32, u32, Bytes);
+        let mut groups: HashMap<String, Vec<Item>> = HashMap::new();
         for m in &messages {
             let get = |k: &str| m.headers.as_ref().and_then(|h| h.get(k)).map(|v| v.as_str().to_owned());
             let gateway = get(HEADER_GATEWAY)
@@ -876,12 +879,30 @@ impl Collector {
             }
             let part = get(HEADER_PART).and_then(|v| v.parse().ok()).unwrap_or(0);
             let parts = get(HEADER_PARTS).and_then(|v| v.parse().ok()).unwrap_or(1);
-            self.gateway(&gateway)?
-                .message(stream, seal, part, parts, m.payload.clone());
+            groups
+                .entry(gateway)
+                .or_default()
+                .push((stream, seal, part, parts, m.payload.clone()));
         }
-        for g in self.gateways.values_mut() {
-            g.release_held(false);
+        for name in groups.keys() {
+            self.gateway(name)?;
         }
+        // Gateways are independent chains: verify them in parallel.
+        std::thread::scope(|scope| {
+            for (name, g) in self.gateways.iter_mut() {
+                let items = groups.remove(name).unwrap_or_default();
+                if items.is_empty() {
+                    g.release_held(false);
+                    continue;
+                }
+                scope.spawn(move || {
+                    for (stream, seal, part, parts, payload) in items {
+                        g.message(stream, seal, part, parts, payload);
+                    }
+                    g.release_held(false);
+                });
+            }
+        });
         if let Some(e) = self.failed.lock().take() {
             return Err(CollectorError::Io(e));
         }
