@@ -131,8 +131,8 @@ pub use payload::{AuditPayload, Decision, InlineStr, Payload, Truncated, capacit
 pub use recorder::{FullPolicy, RecordError, Recorder};
 pub use redact::Redaction;
 pub use runtime::{
-    BuildError, DEFAULT_HEARTBEAT_INTERVAL, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError, ShutdownReport, StageLatency,
-    StatsSnapshot,
+    BuildError, DEFAULT_HEARTBEAT_INTERVAL, Runtime, RuntimeBuilder, RuntimeStats, ShutdownError,
+    ShutdownReport, StageLatency, StatsSnapshot,
 };
 pub use seal::{
     ChainHead, FORMAT_VERSION, GENESIS, Orphans, PREIMAGE_LEN, PREIMAGE_TAG, Seal, SealLineError,

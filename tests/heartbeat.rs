@@ -40,9 +40,7 @@ fn heartbeats(log: &[u8]) -> Vec<usize> {
     lines(log)
         .iter()
         .enumerate()
-        .filter(|(_, l)| {
-            Seal::parse_line(l).is_ok_and(|(s, _)| s.reason == SealReason::Heartbeat)
-        })
+        .filter(|(_, l)| Seal::parse_line(l).is_ok_and(|(s, _)| s.reason == SealReason::Heartbeat))
         .map(|(i, _)| i)
         .collect()
 }

@@ -203,7 +203,11 @@ pub(crate) fn collect(o: &CollectOptions) -> Result<u8, String> {
         }
     }
     print_report(&collector, o.json);
-    Ok(if collector.report().any_tampered() { 1 } else { 0 })
+    Ok(if collector.report().any_tampered() {
+        1
+    } else {
+        0
+    })
 }
 
 fn print_report(collector: &Collector, json: bool) {

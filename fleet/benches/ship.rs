@@ -35,7 +35,11 @@ fn write_log(key: &SigningKey, path: &PathBuf, events: u64, rate: u64) -> Runtim
         .sink(FileSink::open(path).unwrap())
         .max_batch(1000)
         .lane_capacity(16384)
-        .full_policy(if rate == 0 { FullPolicy::Block } else { FullPolicy::Drop })
+        .full_policy(if rate == 0 {
+            FullPolicy::Block
+        } else {
+            FullPolicy::Drop
+        })
         .build()
         .unwrap();
     let failed = common::record(&rt, events, rate);
@@ -54,13 +58,23 @@ fn shipper(url: &str, log: &PathBuf, gateway: &str, partition: &str) -> Shipper 
 
 fn wait_acked(shippers: &[Shipper], events: u64) {
     let deadline = Instant::now() + Duration::from_secs(600);
-    while shippers.iter().map(|s| s.metrics().acked_events).sum::<u64>() < events {
+    while shippers
+        .iter()
+        .map(|s| s.metrics().acked_events)
+        .sum::<u64>()
+        < events
+    {
         assert!(Instant::now() < deadline, "shipping did not finish");
         std::thread::sleep(Duration::from_millis(2));
     }
 }
 
-fn backlog(url: &str, dir: &std::path::Path, gateways: usize, events: u64) -> Vec<(String, SigningKey)> {
+fn backlog(
+    url: &str,
+    dir: &std::path::Path,
+    gateways: usize,
+    events: u64,
+) -> Vec<(String, SigningKey)> {
     let mut logs = Vec::new();
     std::fs::create_dir_all(dir).unwrap();
     let partition = format!("b{gateways}");
@@ -140,7 +154,11 @@ fn collect(url: &str, dir: &std::path::Path, gateways: &[(String, SigningKey)], 
 fn main() {
     let server = common::Server::start("bench");
     let dir = common::scratch("bench");
-    let (one, four, seconds) = if quick() { (20_000, 10_000, 1) } else { (400_000, 200_000, 10) };
+    let (one, four, seconds) = if quick() {
+        (20_000, 10_000, 1)
+    } else {
+        (400_000, 200_000, 10)
+    };
     backlog(&server.url(), &dir.join("one"), 1, one);
     let gateways = backlog(&server.url(), &dir.join("four"), 4, four);
     steady(&server.url(), &dir, seconds);

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::{HEADER_GATEWAY, HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_STREAM, StreamSettings};
+use crate::{
+    HEADER_GATEWAY, HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_STREAM, StreamSettings,
+};
 
 /// Batches held back waiting for an earlier one, at most.
 const REORDER_LIMIT: usize = 64;
@@ -373,7 +375,11 @@ impl Gateway {
     /// oldest held ones whatever their place (the verifier names the gap).
     fn release_held(&mut self, force: bool) {
         loop {
-            let next = self.saved.head.as_ref().map(|h| (h.stream.clone(), h.seal + 1));
+            let next = self
+                .saved
+                .head
+                .as_ref()
+                .map(|h| (h.stream.clone(), h.seal + 1));
             let key = match next.and_then(|k| self.held.contains_key(&k).then_some(k)) {
                 Some(k) => k,
                 None if force
@@ -464,7 +470,10 @@ impl Gateway {
     }
 
     fn checkpoint(&self) -> Option<Checkpoint> {
-        self.saved.verifier.as_ref().and_then(VerifierState::checkpoint)
+        self.saved
+            .verifier
+            .as_ref()
+            .and_then(VerifierState::checkpoint)
     }
 
     fn report(&self, expected: bool, silent_after: Duration, started: Instant) -> GatewayReport {
@@ -539,7 +548,10 @@ impl GatewayJob {
         use std::os::unix::fs::FileExt;
         self.archive.write_all_at(&self.bytes, self.offset)?;
         self.archive.sync_data()?;
-        write_atomic(&self.dir.join("collector-state.json"), self.state.as_bytes())?;
+        write_atomic(
+            &self.dir.join("collector-state.json"),
+            self.state.as_bytes(),
+        )?;
         if let Some(c) = self.checkpoint {
             // Also in the (synced) state; this copy is for `verify --expect`.
             let path = self.dir.join("checkpoint.json");
@@ -703,7 +715,9 @@ impl Collector {
         let (consumer, beats, js) = rt.block_on(async {
             let client = async_nats::connect(config.url.as_str())
                 .await
-                .map_err(|e| CollectorError::Nats(format!("cannot connect to {}: {e}", config.url)))?;
+                .map_err(|e| {
+                    CollectorError::Nats(format!("cannot connect to {}: {e}", config.url))
+                })?;
             let js = jetstream::new(client.clone());
             let stream = crate::ensure_stream(&js, &config.stream)
                 .await
@@ -860,7 +874,12 @@ impl Collector {
         type Item = (String, u64, u32, u32, Bytes);
         let mut groups: HashMap<String, Vec<Item>> = HashMap::new();
         for m in &messages {
-            let get = |k: &str| m.headers.as_ref().and_then(|h| h.get(k)).map(|v| v.as_str().to_owned());
+            let get = |k: &str| {
+                m.headers
+                    .as_ref()
+                    .and_then(|h| h.get(k))
+                    .map(|v| v.as_str().to_owned())
+            };
             let gateway = get(HEADER_GATEWAY)
                 .or_else(|| m.subject.rsplit('.').next().map(str::to_owned))
                 .unwrap_or_default();

@@ -615,20 +615,15 @@ impl<'a> Ship<'a> {
                     self.error(format!("batch {} not stored: {e}; retrying", front.id));
                     tokio::time::sleep(backoff(failures, &self.config)).await;
                     failures = failures.saturating_add(1);
-                    if self.stopping()
-                        && stop_deadline.is_some_and(|d| Instant::now() >= d)
-                    {
+                    if self.stopping() && stop_deadline.is_some_and(|d| Instant::now() >= d) {
                         break;
                     }
                     // Send every message in flight again, in order.
                     let n = inflight.len() as u64;
                     self.shared.metrics.lock().retries += n;
                     for p in inflight.iter_mut() {
-                        p.fut = None;
-                    }
-                    for i in 0..inflight.len() {
-                        let fut = self.send(&js, &inflight[i]).await;
-                        inflight[i].fut = fut;
+                        p.sent = Instant::now();
+                        p.fut = self.send(&js, p).await;
                     }
                 }
             }
@@ -687,10 +682,19 @@ impl<'a> Ship<'a> {
                 if let Some(c) = cursor_at
                     && c > at
                 {
-                    alarm(self, format!("the server is behind the cursor: it holds up to {s}:{k}, the cursor says more was stored; shipping again from there"));
+                    alarm(
+                        self,
+                        format!(
+                            "the server is behind the cursor: it holds up to {s}:{k}, the cursor says more was stored; shipping again from there"
+                        ),
+                    );
                 }
                 self.shared.metrics.lock().skipped = if complete { at } else { at - 1 };
-                let offset = if complete { end.offset } else { end.offset - len as u64 };
+                let offset = if complete {
+                    end.offset
+                } else {
+                    end.offset - len as u64
+                };
                 self.spool.seek(end.file, offset)?;
                 if complete {
                     self.start_at(end, nanos);
@@ -707,7 +711,12 @@ impl<'a> Ship<'a> {
                     self.error(format!("the server's last batch {s}:{k} is no longer in the local log; continuing from the cursor"));
                     self.start_at(c, now_nanos());
                 } else {
-                    alarm(self, format!("the server's last batch {s}:{k} is not in the local log, nor is the cursor's: the local log was cut or replaced after shipping; shipping it again from its start (the collector reports the truncation)"));
+                    alarm(
+                        self,
+                        format!(
+                            "the server's last batch {s}:{k} is not in the local log, nor is the cursor's: the local log was cut or replaced after shipping; shipping it again from its start (the collector reports the truncation)"
+                        ),
+                    );
                     self.spool.rewind();
                 }
             }
@@ -837,7 +846,8 @@ impl<'a> Ship<'a> {
         };
         let rate = rate.max(1) as f64;
         let now = Instant::now();
-        self.bucket = (self.bucket + now.duration_since(self.bucket_at).as_secs_f64() * rate).min(rate);
+        self.bucket =
+            (self.bucket + now.duration_since(self.bucket_at).as_secs_f64() * rate).min(rate);
         self.bucket_at = now;
         self.bucket -= bytes as f64;
         if self.bucket < 0.0 {
@@ -921,12 +931,10 @@ impl<'a> Ship<'a> {
         let Some((current, _)) = self.spool.position() else {
             return;
         };
-        let active = std::fs::metadata(&self.config.log)
-            .ok()
-            .map(|m| FileId {
-                dev: std::os::unix::fs::MetadataExt::dev(&m),
-                ino: std::os::unix::fs::MetadataExt::ino(&m),
-            });
+        let active = std::fs::metadata(&self.config.log).ok().map(|m| FileId {
+            dev: std::os::unix::fs::MetadataExt::dev(&m),
+            ino: std::os::unix::fs::MetadataExt::ino(&m),
+        });
         let w_stream = crate::spool::uuid(&watermark.stream);
         for (path, id, _) in files {
             if id == current || Some(id) == active {
@@ -975,14 +983,15 @@ fn seal_ends_at(spool: &Spool, c: &Position) -> Option<auditring::Seal> {
     let mut buf = vec![0u8; (c.offset - from) as usize];
     let f = std::fs::File::open(path).ok()?;
     f.read_exact_at(&mut buf, from).ok()?;
-    last_line_seal(&buf)
-        .filter(|s| s.index == c.seal && crate::spool::uuid(&s.stream) == c.stream)
+    last_line_seal(&buf).filter(|s| s.index == c.seal && crate::spool::uuid(&s.stream) == c.stream)
 }
 
 fn last_line_seal(bytes: &[u8]) -> Option<auditring::Seal> {
     let body = bytes.strip_suffix(b"\n")?;
     let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    auditring::Seal::parse_line(&body[start..]).ok().map(|(s, _)| s)
+    auditring::Seal::parse_line(&body[start..])
+        .ok()
+        .map(|(s, _)| s)
 }
 
 /// The last seal of a (rotated, complete) file.
@@ -1005,6 +1014,8 @@ fn free_bytes(path: &Path) -> Option<u64> {
         _ => Path::new("."),
     };
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data, for which all zero bytes is a valid
+    // value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a valid,
     // writable statvfs for the call's duration.

@@ -291,7 +291,11 @@ impl Spool {
             compact(cur);
             let start = cur.data.len();
             cur.data.resize(start + READ_CHUNK, 0);
-            let n = read_at(&cur.file, &mut cur.data[start..], cur.data_offset + start as u64)?;
+            let n = read_at(
+                &cur.file,
+                &mut cur.data[start..],
+                cur.data_offset + start as u64,
+            )?;
             cur.data.truncate(start + n);
             if n > 0 {
                 continue;
@@ -305,7 +309,11 @@ impl Spool {
             // move on to the file after it.
             let start = cur.data.len();
             cur.data.resize(start + READ_CHUNK, 0);
-            let n = read_at(&cur.file, &mut cur.data[start..], cur.data_offset + start as u64)?;
+            let n = read_at(
+                &cur.file,
+                &mut cur.data[start..],
+                cur.data_offset + start as u64,
+            )?;
             cur.data.truncate(start + n);
             if n > 0 {
                 continue;

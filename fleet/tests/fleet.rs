@@ -7,7 +7,11 @@ mod common;
 /// The gateway's steady rate: 50k events/s in an optimised build (CI runs
 /// these tests with `--release`); a debug build's signer cannot sustain
 /// that on a loaded 2-core machine, so it records more slowly.
-const RATE: u64 = if cfg!(debug_assertions) { 8_000 } else { 50_000 };
+const RATE: u64 = if cfg!(debug_assertions) {
+    8_000
+} else {
+    50_000
+};
 
 use std::time::Duration;
 
@@ -44,8 +48,14 @@ fn wait_shipped(shipper: &Shipper, log: &std::path::Path) {
     }
 }
 
-fn collector(url: &str, dir: &std::path::Path, partition: &str, keys: &[(&str, &SigningKey)]) -> Collector {
-    let mut config = CollectorConfig::new(url, dir.join("archive")).durable(format!("c-{partition}"));
+fn collector(
+    url: &str,
+    dir: &std::path::Path,
+    partition: &str,
+    keys: &[(&str, &SigningKey)],
+) -> Collector {
+    let mut config =
+        CollectorConfig::new(url, dir.join("archive")).durable(format!("c-{partition}"));
     config.filter = format!("audit.{partition}.>");
     for (gw, key) in keys {
         config = config.trust(*gw, key.public_key());
@@ -74,7 +84,10 @@ fn assert_archive_is_the_log(
     c.sync().unwrap();
     let archive = dir.join("archive").join(gateway).join("audit.jsonl");
     let archived = std::fs::read(&archive).unwrap();
-    assert!(archived == local_bytes(log), "the archive differs from the local log");
+    assert!(
+        archived == local_bytes(log),
+        "the archive differs from the local log"
+    );
     let report = Verifier::new([key.public_key()]).verify_bytes(&archived);
     assert_eq!(report.status(), Status::Intact, "{report:?}");
 }
@@ -101,7 +114,10 @@ fn exactly_once_and_in_order_across_a_server_kill() {
     assert!(files > 3, "the test should rotate");
     wait_shipped(&ship, &log);
     let metrics = ship.stop().unwrap();
-    assert!(metrics.retries > 0, "the outage should have caused retries: {metrics:?}");
+    assert!(
+        metrics.retries > 0,
+        "the outage should have caused retries: {metrics:?}"
+    );
     let batches = local_batches(&log).len();
     assert_eq!(
         stored_messages(&server.url(), "audit.kill.gw-kill"),
@@ -147,15 +163,17 @@ fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
     let subject = &format!("audit.{p}.gw-stale");
     let key = SigningKey::generate();
     let rt = runtime(&key, &log, None);
-    let mut child = ChildGuard(std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "shipper_child_process", "--nocapture"])
-        .env("FLEET_CHILD_URL", server.url())
-        .env("FLEET_CHILD_LOG", &log)
-        .env("FLEET_CHILD_PARTITION", &p)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap());
+    let mut child = ChildGuard(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "shipper_child_process", "--nocapture"])
+            .env("FLEET_CHILD_URL", server.url())
+            .env("FLEET_CHILD_LOG", &log)
+            .env("FLEET_CHILD_PARTITION", &p)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     record(&rt, 2_000, 0);
     rt.flush(DEADLINE).unwrap();
     wait_stored(&server.url(), subject, &log);
@@ -177,7 +195,11 @@ fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
     assert!(m.skipped > 0, "{m:?}");
     assert_eq!(m.server_behind, 0, "{m:?}");
     let batches = local_batches(&log).len();
-    assert_eq!(stored_messages(&server.url(), subject), batches as u64, "stored exactly once");
+    assert_eq!(
+        stored_messages(&server.url(), subject),
+        batches as u64,
+        "stored exactly once"
+    );
     let mut c = collector(&server.url(), &dir, &p, &[("gw-stale", &key)]);
     collect_all(&mut c, "gw-stale", batches);
     assert_eq!(c.report().gateway("gw-stale").unwrap().status, "ok");
@@ -220,8 +242,15 @@ fn a_batch_larger_than_the_maximum_payload_ships_in_parts() {
     let rt = runtime(&key, &log, None);
     record(&rt, 3_000, 0);
     rt.shutdown().unwrap();
-    let biggest = local_batches(&log).iter().map(|b| b.bytes.len()).max().unwrap();
-    assert!(biggest > 4 * 65536, "batches of {biggest} bytes are too small for this test");
+    let biggest = local_batches(&log)
+        .iter()
+        .map(|b| b.bytes.len())
+        .max()
+        .unwrap();
+    assert!(
+        biggest > 4 * 65536,
+        "batches of {biggest} bytes are too small for this test"
+    );
     let ship = shipper(&server.url(), &log, "gw-parts", "parts");
     wait_shipped(&ship, &log);
     ship.stop().unwrap();
@@ -265,11 +294,16 @@ fn a_gateway_that_stops_shipping_is_reported_silent() {
     ship_a.stop().unwrap();
     eventually("gw-a silent", || {
         c.poll(Duration::from_millis(200)).unwrap();
-        c.report().gateway("gw-a").is_some_and(|g| g.silent && g.status == "silent")
+        c.report()
+            .gateway("gw-a")
+            .is_some_and(|g| g.silent && g.status == "silent")
     });
     let r = c.report();
     let b = r.gateway("gw-b").unwrap();
-    assert_eq!(b.status, "ok", "an idle gateway with heartbeat seals is not silent: {b:?}");
+    assert_eq!(
+        b.status, "ok",
+        "an idle gateway with heartbeat seals is not silent: {b:?}"
+    );
     assert!(b.lag_seconds.unwrap() < 30.0, "{b:?}");
     assert_eq!(r.gateway("gw-never").unwrap().status, "never_seen");
     assert!(!r.any_tampered());
@@ -321,7 +355,10 @@ fn deleting_a_trailing_run_after_shipping_is_truncated() {
     let r = c.report();
     let g = r.gateway("gw-t").unwrap();
     assert_eq!(g.status, "tampered");
-    assert!(g.tampering.iter().any(|t| t.starts_with("truncated")), "{g:?}");
+    assert!(
+        g.tampering.iter().any(|t| t.starts_with("truncated")),
+        "{g:?}"
+    );
 }
 
 #[test]
@@ -337,7 +374,10 @@ fn tampering_with_a_stored_message_is_detected() {
     let mut c = collector(&server.url(), &dir, &p, &[("gw-x", &key)]);
     // Whoever can publish on the subject stores a changed batch first.
     let batches = local_batches(&log);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = async_nats::connect(server.url()).await.unwrap();
         let js = async_nats::jetstream::new(client);
@@ -362,5 +402,8 @@ fn tampering_with_a_stored_message_is_detected() {
     let r = c.report();
     let g = r.gateway("gw-x").unwrap();
     assert_eq!(g.status, "tampered", "{g:?}");
-    assert!(g.tampering.iter().any(|t| t.starts_with("modified")), "{g:?}");
+    assert!(
+        g.tampering.iter().any(|t| t.starts_with("modified")),
+        "{g:?}"
+    );
 }

@@ -54,10 +54,8 @@ impl Server {
 
     /// `config` lines go to a configuration file (e.g. `max_payload: 65536`).
     pub fn start_with(name: &str, config: &[&str]) -> Server {
-        let dir = std::env::temp_dir().join(format!(
-            "auditring-nats-test-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("auditring-nats-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut extra = Vec::new();
@@ -107,9 +105,7 @@ impl Server {
         loop {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.monitor)) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let _ = s.write_all(
-                    b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
-                );
+                let _ = s.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
                 let mut out = String::new();
                 let _ = s.read_to_string(&mut out);
                 if out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200") {
@@ -149,10 +145,7 @@ impl Drop for Server {
 
 /// A directory for a test's gateway logs and archive.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "auditring-fleet-{name}-{}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("auditring-fleet-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -212,7 +205,10 @@ pub fn local_batches(log: &Path) -> Vec<auditring_nats::Batch> {
 
 /// The concatenated bytes of the local log's files, in chain order.
 pub fn local_bytes(log: &Path) -> Vec<u8> {
-    local_batches(log).into_iter().flat_map(|b| b.bytes).collect()
+    local_batches(log)
+        .into_iter()
+        .flat_map(|b| b.bytes)
+        .collect()
 }
 
 /// Polls `f` until it is true, up to the deadline.
