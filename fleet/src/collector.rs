@@ -906,7 +906,11 @@ impl Collector {
         for name in groups.keys() {
             self.gateway(name)?;
         }
-        // Gateways are independent chains: verify them in parallel.
+        // Gateways are independent chains: verified in parallel when there
+        // are cores to spare. On two cores the pull, the persister and the
+        // server already take the second one, and measured serial is ~10%
+        // faster there.
+        let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 2);
         std::thread::scope(|scope| {
             for (name, g) in self.gateways.iter_mut() {
                 let items = groups.remove(name).unwrap_or_default();
@@ -914,12 +918,17 @@ impl Collector {
                     g.release_held(false);
                     continue;
                 }
-                scope.spawn(move || {
+                let work = move || {
                     for (stream, seal, part, parts, payload) in items {
                         g.message(stream, seal, part, parts, payload);
                     }
                     g.release_held(false);
-                });
+                };
+                if parallel {
+                    scope.spawn(work);
+                } else {
+                    work();
+                }
             }
         });
         if let Some(e) = self.failed.lock().take() {
