@@ -871,6 +871,9 @@ impl Collector {
         }
         self.take_heartbeats();
         let n = messages.len();
+        // Each gateway's messages, in the order they came.
+        type Item = (String, u64, u32, u32, Bytes);
+        let mut groups: HashMap<String, Vec<Item>> = HashMap::new();
         for m in &messages {
             let get = |k: &str| {
                 m.headers
@@ -896,12 +899,39 @@ impl Collector {
             }
             let part = get(HEADER_PART).and_then(|v| v.parse().ok()).unwrap_or(0);
             let parts = get(HEADER_PARTS).and_then(|v| v.parse().ok()).unwrap_or(1);
-            self.gateway(&gateway)?
-                .message(stream, seal, part, parts, m.payload.clone());
+            groups
+                .entry(gateway)
+                .or_default()
+                .push((stream, seal, part, parts, m.payload.clone()));
         }
-        for g in self.gateways.values_mut() {
-            g.release_held(false);
+        for name in groups.keys() {
+            self.gateway(name)?;
         }
+        // Gateways are independent chains: verified in parallel when there
+        // are cores to spare. On two cores the pull, the persister and the
+        // server already take the second one, and measured serial is ~10%
+        // faster there.
+        let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 2);
+        std::thread::scope(|scope| {
+            for (name, g) in self.gateways.iter_mut() {
+                let items = groups.remove(name).unwrap_or_default();
+                if items.is_empty() {
+                    g.release_held(false);
+                    continue;
+                }
+                let work = move || {
+                    for (stream, seal, part, parts, payload) in items {
+                        g.message(stream, seal, part, parts, payload);
+                    }
+                    g.release_held(false);
+                };
+                if parallel {
+                    scope.spawn(work);
+                } else {
+                    work();
+                }
+            }
+        });
         if let Some(e) = self.failed.lock().take() {
             return Err(CollectorError::Io(e));
         }

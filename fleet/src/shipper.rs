@@ -550,6 +550,9 @@ impl<'a> Ship<'a> {
         let mut failures = 0u32;
         let mut last_beat = Instant::now() - self.config.heartbeat_interval;
         let mut stop_deadline: Option<Instant> = None;
+        // Listing the log's files costs system calls: the lag metric is
+        // refreshed at most every 100 ms.
+        let mut last_lag = Instant::now();
         loop {
             if last_beat.elapsed() >= self.config.heartbeat_interval {
                 last_beat = Instant::now();
@@ -584,8 +587,11 @@ impl<'a> Ship<'a> {
                 if self.stopping() && exhausted {
                     break;
                 }
-                self.publish_lag(true);
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                if last_lag.elapsed() >= Duration::from_millis(100) {
+                    last_lag = Instant::now();
+                    self.publish_lag(true);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
                 continue;
             };
             let outcome = match front.fut.take() {
@@ -616,9 +622,8 @@ impl<'a> Ship<'a> {
                     let n = inflight.len() as u64;
                     self.shared.metrics.lock().retries += n;
                     for p in inflight.iter_mut() {
-                        p.fut = None;
-                        let fut = self.send(&js, p).await;
-                        p.fut = fut;
+                        p.sent = Instant::now();
+                        p.fut = self.send(&js, p).await;
                     }
                 }
             }
@@ -1009,6 +1014,8 @@ fn free_bytes(path: &Path) -> Option<u64> {
         _ => Path::new("."),
     };
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs is plain data, for which all zero bytes is a valid
+    // value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a valid,
     // writable statvfs for the call's duration.

@@ -407,3 +407,71 @@ fn tampering_with_a_stored_message_is_detected() {
         "{g:?}"
     );
 }
+
+#[test]
+fn retention_deletes_only_below_the_verified_watermark() {
+    let server = shared_or_start("retain");
+    let p = partition("retain");
+    let dir = scratch("retain");
+    let log = dir.join("audit.jsonl");
+    let key = SigningKey::generate();
+    let rt = runtime(&key, &log, Some(256 << 10));
+    // Paced, so that batches are small and files rotate often.
+    record(&rt, 5_000, 5_000);
+    rt.flush(DEADLINE).unwrap();
+    let rotated = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                let name = name.to_string_lossy().into_owned();
+                name.starts_with("audit.jsonl.") && name[12..].bytes().all(|b| b.is_ascii_digit())
+            })
+            .count()
+    };
+    let before = rotated(&dir);
+    assert!(before >= 3, "the test should rotate");
+    let ship = Shipper::spawn(
+        ShipperConfig::new(server.url(), &log, "gw-r")
+            .partition(&p)
+            .heartbeat_interval(Duration::from_millis(200))
+            .retention(true),
+    )
+    .unwrap();
+    wait_shipped(&ship, &log);
+    // Acknowledged by the server, but verified by no collector yet: kept.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        rotated(&dir),
+        before,
+        "files deleted below a merely acknowledged point"
+    );
+    assert_eq!(ship.metrics().deleted_files, 0);
+    let mut c = collector(&server.url(), &dir, &p, &[("gw-r", &key)]);
+    let batches = local_batches(&log).len();
+    collect_all(&mut c, "gw-r", batches);
+    c.sync().unwrap();
+    eventually("rotated files below the watermark deleted", || {
+        ship.metrics().deleted_files > 0
+    });
+    assert!(log.exists(), "the active file is never deleted");
+    assert!(rotated(&dir) < before);
+    // What is left still continues the archived chain: the collector's
+    // archive verifies, and the gateway goes on writing and shipping.
+    record(&rt, 1_000, 0);
+    rt.shutdown().unwrap();
+    wait_shipped(&ship, &log);
+    ship.stop().unwrap();
+    eventually("the collector has the rest", || {
+        c.poll(Duration::from_millis(200)).unwrap();
+        c.report()
+            .gateway("gw-r")
+            .is_some_and(|g| g.events >= 6_000)
+    });
+    c.sync().unwrap();
+    let g = c.report().gateway("gw-r").unwrap().clone();
+    assert_eq!(g.status, "ok", "{g:?}");
+    let archived = std::fs::read(&g.archive).unwrap();
+    let report = Verifier::new([key.public_key()]).verify_bytes(&archived);
+    assert_eq!(report.status(), Status::Intact, "{report:?}");
+}
