@@ -281,15 +281,7 @@ impl Spool {
             }
             // No complete batch buffered: read more of the file.
             compact(cur);
-            let start = cur.data.len();
-            cur.data.resize(start + READ_CHUNK, 0);
-            let n = read_at(
-                &cur.file,
-                &mut cur.data[start..],
-                cur.data_offset + start as u64,
-            )?;
-            cur.data.truncate(start + n);
-            if n > 0 {
+            if read_more(cur)? > 0 {
                 continue;
             }
             // At the end of the file: is it still the active one?
@@ -299,15 +291,7 @@ impl Spool {
             }
             // Rotated (or deleted): read it to its very end once more, then
             // move on to the file after it.
-            let start = cur.data.len();
-            cur.data.resize(start + READ_CHUNK, 0);
-            let n = read_at(
-                &cur.file,
-                &mut cur.data[start..],
-                cur.data_offset + start as u64,
-            )?;
-            cur.data.truncate(start + n);
-            if n > 0 {
+            if read_more(cur)? > 0 {
                 continue;
             }
             if cur.data.len() > cur.head {
@@ -369,6 +353,20 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 
 /// Drops the bytes handed out from the front of the buffer (once per read,
 /// not once per batch).
+/// Appends up to [`READ_CHUNK`] more bytes of the current file to its
+/// buffer; returns how many (0 at the end of the file).
+fn read_more(cur: &mut Current) -> io::Result<usize> {
+    let start = cur.data.len();
+    cur.data.resize(start + READ_CHUNK, 0);
+    let n = read_at(
+        &cur.file,
+        &mut cur.data[start..],
+        cur.data_offset + start as u64,
+    )?;
+    cur.data.truncate(start + n);
+    Ok(n)
+}
+
 fn compact(cur: &mut Current) {
     if cur.head > 0 {
         cur.data.drain(..cur.head);
