@@ -26,6 +26,11 @@
 //! seqs split one huge gap again and again (`bench=verify_crafted`, with
 //! its time relative to the genuine log's).
 //!
+//! `bench=sha_floor` is the physical limit of the same run: the default
+//! contender's own event lines, read back from its log, hashed as Merkle
+//! leaves (SHA-256 of `0x00 || line`) on one core and nothing else; the
+//! ratio `auditring/sha_floor` says how far the pipeline is from it.
+//!
 //! `AUDITRING_BENCH_QUICK=1` shrinks the runs to finish in well under a
 //! minute.
 
@@ -258,6 +263,16 @@ fn main() {
         0,
     );
     print("auditring", &a);
+    let floor = sha_floor(&batched);
+    println!(
+        "bench=sha_floor events={} events_per_s={floor:.0} ns_per_event={:.0}",
+        a.events,
+        1e9 / floor
+    );
+    println!(
+        "ratio auditring/sha_floor events_per_s={:.2}",
+        a.events as f64 / a.seconds / floor
+    );
     if std::env::var_os("AUDITRING_BENCH_BATCHED_ONLY").is_some() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
@@ -325,6 +340,28 @@ fn main() {
     verify_crafted(&key, &verifier, sizes.batched, seconds);
 
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Event lines per second that one core can hash as Merkle leaves: the
+/// event lines of `log` (read into memory first, untimed), each hashed with
+/// the leaf prefix; the best of three passes.
+fn sha_floor(log: &Path) -> f64 {
+    let bytes = std::fs::read(log).expect("readable");
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(br#"{"v":2,"kind":"event","#))
+        .collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut acc = 0u8;
+        for line in &lines {
+            acc ^= auditring::format::merkle::leaf_hash(line)[0];
+        }
+        std::hint::black_box(acc);
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    lines.len() as f64 / best
 }
 
 /// Verifies `log` as it grows in 16 steps: each step resumes from the
