@@ -88,18 +88,39 @@ fn bench_dir() -> PathBuf {
 struct Outcome {
     events: u64,
     seconds: f64,
+    /// CPU time of the whole process (every thread) over the run.
+    cpu_seconds: f64,
     bytes: u64,
     seal_p99_us: u64,
 }
 
 fn print(name: &str, o: &Outcome) {
     println!(
-        "bench=end_to_end contender={name} producers=1 events={} events_per_s={:.0} bytes_per_event={:.0} seal_p99_us={}",
+        "bench=end_to_end contender={name} producers=1 events={} events_per_s={:.0} bytes_per_event={:.0} seal_p99_us={} cpu_ns_per_event={:.0}",
         o.events,
         o.events as f64 / o.seconds,
         o.bytes as f64 / o.events as f64,
-        o.seal_p99_us
+        o.seal_p99_us,
+        o.cpu_seconds * 1e9 / o.events as f64
     );
+}
+
+/// CPU time consumed so far by every thread of the process, in seconds:
+/// on a shared machine, what a run costs whatever share of the cores it
+/// got.
+fn process_cpu_seconds() -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } == 0 {
+            return t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9;
+        }
+    }
+    0.0
 }
 
 /// `rate` events per second in 1 ms bursts (0: as fast as accepted).
@@ -127,6 +148,7 @@ fn run_auditring(
         .expect("runtime");
     let mut recorder = runtime.recorder().expect("recorder");
     let per_ms = rate.div_ceil(1000);
+    let cpu_started = process_cpu_seconds();
     let started = Instant::now();
     let mut tick = started;
     for i in 0..events {
@@ -143,11 +165,13 @@ fn run_auditring(
     drop(recorder);
     let report = runtime.shutdown().expect("clean shutdown");
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = process_cpu_seconds() - cpu_started;
     assert_eq!(report.sealed, events, "nothing lost");
     assert_eq!(report.dropped, 0);
     Outcome {
         events,
         seconds,
+        cpu_seconds,
         bytes: std::fs::metadata(path).expect("log written").len(),
         seal_p99_us: report.seal_latency_us.value_at_quantile(0.99),
     }
@@ -222,6 +246,7 @@ fn run_seed(key: &SigningKey, path: &Path, events: u64) -> Outcome {
         out.get_ref().sync_data().unwrap();
         latency
     });
+    let cpu_started = process_cpu_seconds();
     let started = Instant::now();
     for i in 0..events {
         tx.send((Instant::now(), event::seed_payload(i)))
@@ -233,6 +258,7 @@ fn run_seed(key: &SigningKey, path: &Path, events: u64) -> Outcome {
     Outcome {
         events,
         seconds,
+        cpu_seconds: process_cpu_seconds() - cpu_started,
         bytes: std::fs::metadata(path).expect("log written").len(),
         seal_p99_us: latency.value_at_quantile(0.99),
     }

@@ -191,7 +191,7 @@ impl<T: Payload> Signer<T> {
             dropped_at_last_seal: 0,
             pipeline,
             rotation,
-            stats: Histograms::default(),
+            stats: Histograms::buffered(),
             published,
             report_every_ns: config
                 .report_interval
