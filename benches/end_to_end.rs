@@ -5,6 +5,12 @@
 //! blocking channel send), in the same run:
 //!
 //! - `auditring`: default batching (one seal per 1024 events);
+//! - `auditring_disk`: the same with the default fsync policy (every
+//!   second), the log on disk (the temporary directory);
+//! - `auditring_small_events`: the default contender with three string
+//!   fields emptied (token, resource, context hash), so that the cost of a
+//!   byte of log line is the difference between the two (`ratio
+//!   cpu_ns_per_line_byte`);
 //! - `auditring_fsync_every_batch`: the same with `FsyncPolicy::EveryBatch`
 //!   (every batch on stable storage before it counts as written), on disk;
 //! - `auditring_paced_100k`: the default configuration at a steady 100k
@@ -18,7 +24,9 @@
 //!
 //! One producer thread records as fast as the pipeline accepts; throughput
 //! is events over the time from the first record to the end of shutdown
-//! (everything written and flushed). `seal_p99_us` is the 99th percentile
+//! (everything written and flushed); `cpu_ns_per_event` is the CPU time of
+//! every thread of the process over the same span, per event, which a
+//! shared machine's other load changes much less than the wall clock. `seal_p99_us` is the 99th percentile
 //! of each event's capture-to-written latency. Finally the verifier reads
 //! the default contender's file: `bench=verify mb_per_s=<x>`; the same
 //! file as it grows in 16 steps, resuming from a saved JSON state at each
@@ -131,6 +139,7 @@ fn run_auditring(
     max_batch: usize,
     fsync: FsyncPolicy,
     rate: u64,
+    fill: fn(&mut AuditPayload, u64),
 ) -> Outcome {
     let sink = FileSink::builder(path)
         .fsync(fsync)
@@ -159,7 +168,7 @@ fn run_auditring(
             }
         }
         recorder
-            .record(|e| event::fill(e, i))
+            .record(|e| fill(e, i))
             .expect("Block policy never drops");
     }
     drop(recorder);
@@ -272,6 +281,12 @@ fn key_bytes(key: &SigningKey) -> p256::FieldBytes {
         .to_bytes()
 }
 
+/// The bench's event with three string fields left empty.
+fn fill_small(e: &mut AuditPayload, i: u64) {
+    event::fill(e, i);
+    e.set_token_id("").set_resource("").set_context_hash("");
+}
+
 fn main() {
     let sizes = sizes();
     let dir = bench_dir();
@@ -287,6 +302,7 @@ fn main() {
         1024,
         FsyncPolicy::default(),
         0,
+        event::fill,
     );
     print("auditring", &a);
     let floor = sha_floor(&batched);
@@ -303,6 +319,42 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
+    // The log on disk, default fsync policy.
+    let disk = std::env::temp_dir().join(format!(
+        "auditring-bench-disk-{}.jsonl",
+        std::process::id()
+    ));
+    let d = run_auditring(
+        &key,
+        &disk,
+        sizes.batched / 2,
+        1024,
+        FsyncPolicy::default(),
+        0,
+        event::fill,
+    );
+    let _ = std::fs::remove_file(&disk);
+    print("auditring_disk", &d);
+    let small = dir.join("auditring_small.jsonl");
+    let sm = run_auditring(
+        &key,
+        &small,
+        sizes.batched / 2,
+        1024,
+        FsyncPolicy::default(),
+        0,
+        fill_small,
+    );
+    let _ = std::fs::remove_file(&small);
+    print("auditring_small_events", &sm);
+    let per_event = |o: &Outcome| o.cpu_seconds * 1e9 / o.events as f64;
+    let line_bytes = |o: &Outcome| o.bytes as f64 / o.events as f64;
+    println!(
+        "ratio cpu_ns_per_line_byte={:.2} (auditring - auditring_small_events: {:.0} ns over {:.0} bytes)",
+        (per_event(&a) - per_event(&sm)) / (line_bytes(&a) - line_bytes(&sm)),
+        per_event(&a) - per_event(&sm),
+        line_bytes(&a) - line_bytes(&sm)
+    );
     // fsync only costs something on a disk: this one goes to the temporary
     // directory.
     let disk = std::env::temp_dir().join(format!(
@@ -316,6 +368,7 @@ fn main() {
         1024,
         FsyncPolicy::EveryBatch,
         0,
+        event::fill,
     );
     let _ = std::fs::remove_file(&disk);
     print("auditring_fsync_every_batch", &f);
@@ -329,9 +382,18 @@ fn main() {
         1024,
         FsyncPolicy::default(),
         100_000,
+        event::fill,
     );
     print("auditring_paced_100k", &p);
-    let b = run_auditring(&key, &batch1, sizes.per_event, 1, FsyncPolicy::default(), 0);
+    let b = run_auditring(
+        &key,
+        &batch1,
+        sizes.per_event,
+        1,
+        FsyncPolicy::default(),
+        0,
+        event::fill,
+    );
     print("auditring_batch1", &b);
     let s = run_seed(&key, &seed, sizes.per_event);
     print("seed_per_event", &s);
