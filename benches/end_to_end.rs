@@ -320,10 +320,8 @@ fn main() {
         return;
     }
     // The log on disk, default fsync policy.
-    let disk = std::env::temp_dir().join(format!(
-        "auditring-bench-disk-{}.jsonl",
-        std::process::id()
-    ));
+    let disk =
+        std::env::temp_dir().join(format!("auditring-bench-disk-{}.jsonl", std::process::id()));
     let d = run_auditring(
         &key,
         &disk,

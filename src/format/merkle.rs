@@ -190,7 +190,11 @@ mod tests {
                     m.push(*l);
                 }
                 assert_eq!(m.len(), n as u64);
-                assert_eq!(m.root(), reference_root(&leaves[..n]), "size {size}, n = {n}");
+                assert_eq!(
+                    m.root(),
+                    reference_root(&leaves[..n]),
+                    "size {size}, n = {n}"
+                );
             }
         }
     }

@@ -152,8 +152,7 @@ impl Prefetch {
             // processor identification; leaf 0x8000_0001 is queried only
             // if the highest extended leaf covers it.
             let prfchw = unsafe {
-                __cpuid(0x8000_0000).eax >= 0x8000_0001
-                    && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+                __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
             };
             if prfchw {
                 return Prefetch::Write;
