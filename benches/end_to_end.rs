@@ -5,6 +5,12 @@
 //! blocking channel send), in the same run:
 //!
 //! - `auditring`: default batching (one seal per 1024 events);
+//! - `auditring_disk`: the same with the default fsync policy (every
+//!   second), the log on disk (the temporary directory);
+//! - `auditring_small_events`: the default contender with three string
+//!   fields emptied (token, resource, context hash), so that the cost of a
+//!   byte of log line is the difference between the two (`ratio
+//!   cpu_ns_per_line_byte`);
 //! - `auditring_fsync_every_batch`: the same with `FsyncPolicy::EveryBatch`
 //!   (every batch on stable storage before it counts as written), on disk;
 //! - `auditring_paced_100k`: the default configuration at a steady 100k
@@ -18,13 +24,20 @@
 //!
 //! One producer thread records as fast as the pipeline accepts; throughput
 //! is events over the time from the first record to the end of shutdown
-//! (everything written and flushed). `seal_p99_us` is the 99th percentile
+//! (everything written and flushed); `cpu_ns_per_event` is the CPU time of
+//! every thread of the process over the same span, per event, which a
+//! shared machine's other load changes much less than the wall clock. `seal_p99_us` is the 99th percentile
 //! of each event's capture-to-written latency. Finally the verifier reads
 //! the default contender's file: `bench=verify mb_per_s=<x>`; the same
 //! file as it grows in 16 steps, resuming from a saved JSON state at each
 //! (`bench=verify_incremental`); and a crafted log of as many lines whose
 //! seqs split one huge gap again and again (`bench=verify_crafted`, with
 //! its time relative to the genuine log's).
+//!
+//! `bench=sha_floor` is the physical limit of the same run: the default
+//! contender's own event lines, read back from its log, hashed as Merkle
+//! leaves (SHA-256 of `0x00 || line`) on one core and nothing else; the
+//! ratio `auditring/sha_floor` says how far the pipeline is from it.
 //!
 //! `AUDITRING_BENCH_QUICK=1` shrinks the runs to finish in well under a
 //! minute.
@@ -83,18 +96,39 @@ fn bench_dir() -> PathBuf {
 struct Outcome {
     events: u64,
     seconds: f64,
+    /// CPU time of the whole process (every thread) over the run.
+    cpu_seconds: f64,
     bytes: u64,
     seal_p99_us: u64,
 }
 
 fn print(name: &str, o: &Outcome) {
     println!(
-        "bench=end_to_end contender={name} producers=1 events={} events_per_s={:.0} bytes_per_event={:.0} seal_p99_us={}",
+        "bench=end_to_end contender={name} producers=1 events={} events_per_s={:.0} bytes_per_event={:.0} seal_p99_us={} cpu_ns_per_event={:.0}",
         o.events,
         o.events as f64 / o.seconds,
         o.bytes as f64 / o.events as f64,
-        o.seal_p99_us
+        o.seal_p99_us,
+        o.cpu_seconds * 1e9 / o.events as f64
     );
+}
+
+/// CPU time consumed so far by every thread of the process, in seconds:
+/// on a shared machine, what a run costs whatever share of the cores it
+/// got.
+fn process_cpu_seconds() -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } == 0 {
+            return t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9;
+        }
+    }
+    0.0
 }
 
 /// `rate` events per second in 1 ms bursts (0: as fast as accepted).
@@ -105,6 +139,7 @@ fn run_auditring(
     max_batch: usize,
     fsync: FsyncPolicy,
     rate: u64,
+    fill: fn(&mut AuditPayload, u64),
 ) -> Outcome {
     let sink = FileSink::builder(path)
         .fsync(fsync)
@@ -122,6 +157,7 @@ fn run_auditring(
         .expect("runtime");
     let mut recorder = runtime.recorder().expect("recorder");
     let per_ms = rate.div_ceil(1000);
+    let cpu_started = process_cpu_seconds();
     let started = Instant::now();
     let mut tick = started;
     for i in 0..events {
@@ -132,17 +168,19 @@ fn run_auditring(
             }
         }
         recorder
-            .record(|e| event::fill(e, i))
+            .record(|e| fill(e, i))
             .expect("Block policy never drops");
     }
     drop(recorder);
     let report = runtime.shutdown().expect("clean shutdown");
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = process_cpu_seconds() - cpu_started;
     assert_eq!(report.sealed, events, "nothing lost");
     assert_eq!(report.dropped, 0);
     Outcome {
         events,
         seconds,
+        cpu_seconds,
         bytes: std::fs::metadata(path).expect("log written").len(),
         seal_p99_us: report.seal_latency_us.value_at_quantile(0.99),
     }
@@ -217,6 +255,7 @@ fn run_seed(key: &SigningKey, path: &Path, events: u64) -> Outcome {
         out.get_ref().sync_data().unwrap();
         latency
     });
+    let cpu_started = process_cpu_seconds();
     let started = Instant::now();
     for i in 0..events {
         tx.send((Instant::now(), event::seed_payload(i)))
@@ -228,6 +267,7 @@ fn run_seed(key: &SigningKey, path: &Path, events: u64) -> Outcome {
     Outcome {
         events,
         seconds,
+        cpu_seconds: process_cpu_seconds() - cpu_started,
         bytes: std::fs::metadata(path).expect("log written").len(),
         seal_p99_us: latency.value_at_quantile(0.99),
     }
@@ -239,6 +279,12 @@ fn key_bytes(key: &SigningKey) -> p256::FieldBytes {
     p256::ecdsa::SigningKey::from_pkcs8_pem(&key.to_pkcs8_pem())
         .expect("round trip")
         .to_bytes()
+}
+
+/// The bench's event with three string fields left empty.
+fn fill_small(e: &mut AuditPayload, i: u64) {
+    event::fill(e, i);
+    e.set_token_id("").set_resource("").set_context_hash("");
 }
 
 fn main() {
@@ -256,12 +302,57 @@ fn main() {
         1024,
         FsyncPolicy::default(),
         0,
+        event::fill,
     );
     print("auditring", &a);
+    let floor = sha_floor(&batched);
+    println!(
+        "bench=sha_floor events={} events_per_s={floor:.0} ns_per_event={:.0}",
+        a.events,
+        1e9 / floor
+    );
+    println!(
+        "ratio auditring/sha_floor events_per_s={:.2}",
+        a.events as f64 / a.seconds / floor
+    );
     if std::env::var_os("AUDITRING_BENCH_BATCHED_ONLY").is_some() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
+    // The log on disk, default fsync policy.
+    let disk =
+        std::env::temp_dir().join(format!("auditring-bench-disk-{}.jsonl", std::process::id()));
+    let d = run_auditring(
+        &key,
+        &disk,
+        sizes.batched / 2,
+        1024,
+        FsyncPolicy::default(),
+        0,
+        event::fill,
+    );
+    let _ = std::fs::remove_file(&disk);
+    print("auditring_disk", &d);
+    let small = dir.join("auditring_small.jsonl");
+    let sm = run_auditring(
+        &key,
+        &small,
+        sizes.batched / 2,
+        1024,
+        FsyncPolicy::default(),
+        0,
+        fill_small,
+    );
+    let _ = std::fs::remove_file(&small);
+    print("auditring_small_events", &sm);
+    let per_event = |o: &Outcome| o.cpu_seconds * 1e9 / o.events as f64;
+    let line_bytes = |o: &Outcome| o.bytes as f64 / o.events as f64;
+    println!(
+        "ratio cpu_ns_per_line_byte={:.2} (auditring - auditring_small_events: {:.0} ns over {:.0} bytes)",
+        (per_event(&a) - per_event(&sm)) / (line_bytes(&a) - line_bytes(&sm)),
+        per_event(&a) - per_event(&sm),
+        line_bytes(&a) - line_bytes(&sm)
+    );
     // fsync only costs something on a disk: this one goes to the temporary
     // directory.
     let disk = std::env::temp_dir().join(format!(
@@ -275,6 +366,7 @@ fn main() {
         1024,
         FsyncPolicy::EveryBatch,
         0,
+        event::fill,
     );
     let _ = std::fs::remove_file(&disk);
     print("auditring_fsync_every_batch", &f);
@@ -288,9 +380,18 @@ fn main() {
         1024,
         FsyncPolicy::default(),
         100_000,
+        event::fill,
     );
     print("auditring_paced_100k", &p);
-    let b = run_auditring(&key, &batch1, sizes.per_event, 1, FsyncPolicy::default(), 0);
+    let b = run_auditring(
+        &key,
+        &batch1,
+        sizes.per_event,
+        1,
+        FsyncPolicy::default(),
+        0,
+        event::fill,
+    );
     print("auditring_batch1", &b);
     let s = run_seed(&key, &seed, sizes.per_event);
     print("seed_per_event", &s);
@@ -325,6 +426,28 @@ fn main() {
     verify_crafted(&key, &verifier, sizes.batched, seconds);
 
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Event lines per second that one core can hash as Merkle leaves: the
+/// event lines of `log` (read into memory first, untimed), each hashed with
+/// the leaf prefix; the best of three passes.
+fn sha_floor(log: &Path) -> f64 {
+    let bytes = std::fs::read(log).expect("readable");
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(br#"{"v":2,"kind":"event","#))
+        .collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut acc = 0u8;
+        for line in &lines {
+            acc ^= auditring::format::merkle::leaf_hash(line)[0];
+        }
+        std::hint::black_box(acc);
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    lines.len() as f64 / best
 }
 
 /// Verifies `log` as it grows in 16 steps: each step resumes from the

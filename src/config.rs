@@ -173,7 +173,8 @@ pub struct Config {
     /// What `record` does on a full lane.
     #[serde(default)]
     pub full_policy: Option<FullPolicyConfig>,
-    /// Whether a helper thread hashes half of each batch.
+    /// Whether a helper thread hashes the batch's lines while the signer
+    /// encodes the next ones.
     #[serde(default)]
     pub parallel_hashing: Option<bool>,
     /// Seconds between stats reports through `tracing`; 0 turns them off.

@@ -91,6 +91,33 @@ impl MerkleBuilder {
         self.count += 1;
     }
 
+    /// Appends a perfect subtree of `size` leaves (a power of two) whose
+    /// root is `root`, as if its leaves were pushed one by one. The
+    /// leaves pushed so far must be a multiple of `size`, so the subtree is
+    /// aligned as RFC 6962's tree aligns it.
+    ///
+    /// # Panics
+    ///
+    /// If `size` is not a power of two or the subtree is not aligned.
+    #[inline]
+    pub fn push_subtree(&mut self, size: u64, root: Hash) {
+        assert!(
+            size.is_power_of_two() && self.count.is_multiple_of(size),
+            "a subtree of {size} leaves does not align after {} leaves",
+            self.count
+        );
+        let mut node = (size, root);
+        while let Some(&(left_size, left)) = self.stack.last() {
+            if left_size != node.0 {
+                break;
+            }
+            self.stack.pop();
+            node = (left_size * 2, node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+        self.count += size;
+    }
+
     /// Number of leaves pushed.
     pub fn len(&self) -> u64 {
         self.count
@@ -147,6 +174,37 @@ mod tests {
             }
             assert_eq!(m.root(), reference_root(&leaves[..n]), "n = {n}");
         }
+    }
+
+    #[test]
+    fn aligned_subtrees_give_the_same_root_as_their_leaves() {
+        let leaves: Vec<Hash> = (0..300u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        for size in [1usize, 2, 8, 64] {
+            for n in [0, 1, size, size + 1, 3 * size, 3 * size + 5, 300] {
+                let full = n / size;
+                let mut m = MerkleBuilder::default();
+                for chunk in leaves[..full * size].chunks(size) {
+                    m.push_subtree(size as u64, reference_root(chunk));
+                }
+                for l in &leaves[full * size..n] {
+                    m.push(*l);
+                }
+                assert_eq!(m.len(), n as u64);
+                assert_eq!(
+                    m.root(),
+                    reference_root(&leaves[..n]),
+                    "size {size}, n = {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "does not align")]
+    fn a_misaligned_subtree_is_refused() {
+        let mut m = MerkleBuilder::default();
+        m.push(leaf_hash(b"a"));
+        m.push_subtree(2, leaf_hash(b"b"));
     }
 
     #[test]

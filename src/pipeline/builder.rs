@@ -148,7 +148,7 @@ impl From<ConfigError> for BuildError {
 /// | [`max_ring_bytes`](RuntimeBuilder::max_ring_bytes) | 1 GiB | refuse a ring (`max_producers × lane_capacity` slots) that would take more memory |
 /// | [`full_policy`](RuntimeBuilder::full_policy) | [`FullPolicy::Drop`] | what `record` does on a full lane |
 /// | [`continue_chain`](RuntimeBuilder::continue_chain) | what the sinks found, else a new log | the log this run continues |
-/// | [`parallel_hashing`](RuntimeBuilder::parallel_hashing) | on with 2+ CPUs | a helper thread hashes half of each large batch |
+/// | [`parallel_hashing`](RuntimeBuilder::parallel_hashing) | on with 2+ CPUs | a helper thread hashes each batch's lines, 64 at a time, while the signer encodes the next ones |
 /// | [`shutdown_timeout`](RuntimeBuilder::shutdown_timeout) | 10 s | bound on draining at shutdown |
 /// | [`report_interval`](RuntimeBuilder::report_interval) | 60 s | periodic stats report through `tracing` |
 /// | [`heartbeat_interval`](RuntimeBuilder::heartbeat_interval) | 30 s | an idle run writes a `heartbeat` seal (no events) after this long without a seal |
@@ -324,11 +324,12 @@ impl<T: Payload + EncodeJson + LatencySource> RuntimeBuilder<T> {
         self
     }
 
-    /// Whether a helper thread (`auditring-hasher`) hashes half of each
-    /// large batch while the signer hashes the other half. Hashing is most
-    /// of the signer's work, so this nearly doubles its throughput; the
-    /// helper sleeps between batches. Turn it off to keep the audit
-    /// pipeline on one core.
+    /// Whether a helper thread (`auditring-hasher`) hashes the batch's
+    /// lines, 64 at a time, while the signer encodes the next ones (the
+    /// signer hashes a run itself when the helper is behind). Hashing is
+    /// most of the pipeline's work, so this nearly doubles its throughput;
+    /// the helper sleeps when there is nothing to hash. Turn it off to keep
+    /// the audit pipeline on one core.
     pub fn parallel_hashing(mut self, enabled: bool) -> Self {
         self.parallel_hashing = enabled;
         self

@@ -17,7 +17,7 @@ use crate::format::merkle::Hash;
 use crate::format::redact::Redactor;
 use crate::format::seal::{ChainHead, Orphans, Seal, SealReason};
 use crate::payload::Payload;
-use crate::pipeline::hasher::{BatchHasher, Lines};
+use crate::pipeline::hasher::{BatchHasher, CHUNK, Lines};
 use crate::pipeline::shared::{Pipeline, lock};
 use crate::pipeline::writer::{PUBLISH_EVERY_NS, Sealed, SinkEntry, Writer};
 use crate::sink::RotationSignal;
@@ -197,7 +197,7 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
             dropped_at_last_seal: 0,
             pipeline,
             rotation,
-            stats: Histograms::default(),
+            stats: Histograms::buffered(),
             published,
             report_every_ns: config
                 .report_interval
@@ -294,9 +294,13 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
         let clock = self.consumer.clock().clone();
         let started = clock.stamp();
         let stats = &mut self.stats;
+        let hasher = &mut self.hasher;
         let drained = self.consumer.drain(room, |event| {
             let wait = clock.nanos_between(event.raw_stamp(), started);
             batch.add(event, stats, wait);
+            if batch.lines.ranges.len().is_multiple_of(CHUNK) {
+                hasher.lines_added(&batch.lines);
+            }
         });
         if drained > 0 {
             batch.encode_ns += clock.nanos_between(started, clock.stamp());
@@ -395,8 +399,7 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
         }
         let clock = self.consumer.clock().clone();
         let hash_started = clock.stamp();
-        let (root, lines) = self.hasher.root(std::mem::take(&mut batch.lines));
-        batch.lines = lines;
+        let root = self.hasher.root(&batch.lines);
         let hashed = clock.stamp();
         let dropped_total = self.consumer.stats().dropped;
         let seal = Seal {

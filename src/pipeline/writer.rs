@@ -87,7 +87,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("auditring-writer".into())
             .spawn(move || {
-                let mut stats = Histograms::default();
+                let mut stats = Histograms::buffered();
                 let mut published = clock.stamp();
                 let mut next = incoming.recv().ok();
                 while let Some(mut sealed) = next.take() {
