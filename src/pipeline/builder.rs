@@ -193,6 +193,13 @@ pub struct RuntimeBuilder<T: Payload + EncodeJson + LatencySource = AuditPayload
     stage_histograms: Option<(std::path::PathBuf, Duration)>,
 }
 
+impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
+    /// A builder with the defaults listed on [`RuntimeBuilder`].
+    pub fn builder() -> RuntimeBuilder<T> {
+        RuntimeBuilder::default()
+    }
+}
+
 impl<T: Payload + EncodeJson + LatencySource> Default for RuntimeBuilder<T> {
     fn default() -> Self {
         Self {

@@ -12,7 +12,6 @@ use crate::capture::{Capture, RecorderError};
 use crate::format::encode::EncodeJson;
 use crate::format::seal::ChainHead;
 use crate::payload::{AuditPayload, Payload};
-use crate::pipeline::builder::RuntimeBuilder;
 use crate::pipeline::flush::{FlushError, FlushHandle, FlushReport};
 use crate::pipeline::report::{
     RuntimeStats, ShutdownError, ShutdownReport, StageLatency, StatsSnapshot, runtime_stats,
@@ -29,7 +28,7 @@ use crate::stats::{LatencySource, Stage};
 /// Cheap to clone, `Send` and `Sync`: share it in an `Arc` or clone it
 /// into every worker thread, and call [`recorder`](Runtime::recorder)
 /// there. The pipeline's shutdown belongs to the [`RuntimeGuard`] that
-/// [`RuntimeBuilder::build`] returns (it dereferences to this handle);
+/// [`RuntimeBuilder::build`](crate::RuntimeBuilder::build) returns (it dereferences to this handle);
 /// once the guard has shut the pipeline down, a handle's `recorder` fails
 /// with [`RecorderError::Closed`] and its statistics stay readable.
 ///
@@ -81,11 +80,6 @@ impl<T: Payload + EncodeJson + LatencySource> Clone for Runtime<T> {
 }
 
 impl<T: Payload + EncodeJson + LatencySource> Runtime<T> {
-    /// A builder with the defaults listed on [`RuntimeBuilder`].
-    pub fn builder() -> RuntimeBuilder<T> {
-        RuntimeBuilder::default()
-    }
-
     fn pipeline(&self) -> &Pipeline {
         &self.flush.pipeline
     }
