@@ -8,17 +8,19 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream;
+use auditring::Checkpoint;
 use auditring::format::merkle::Hash;
 use auditring::format::seal::Seal;
 use auditring::verify::{FindingKind, Severity, Verifier, VerifierState};
-use auditring::{Checkpoint, PublicKey};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    HEADER_GATEWAY, HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_STREAM, StreamSettings,
-};
+mod config;
+
+pub use config::{CollectorConfig, CollectorError, FleetReport, GatewayReport};
+
+use crate::{HEADER_GATEWAY, HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_STREAM};
 
 /// Batches held back waiting for an earlier one, at most.
 const REORDER_LIMIT: usize = 64;
@@ -26,225 +28,6 @@ const REORDER_LIMIT: usize = 64;
 const REORDER_WAIT: Duration = Duration::from_secs(2);
 /// Streams remembered per gateway to drop late duplicates of.
 const FINISHED_STREAMS: usize = 64;
-
-/// Configures a [`Collector`].
-///
-/// | setting | default | meaning |
-/// |---|---|---|
-/// | `filter` | `audit.>` | the subjects pulled (one partition: `audit.<p>.>`) |
-/// | `durable` | `auditring-collector` | the durable consumer's name |
-/// | `silent_after` | 60 s | a gateway without a batch for this long is silent |
-/// | `max_pull_bytes` | 16 MiB | byte cap of one pull (batches are large; a server's client buffer is 64 MiB) |
-/// | `max_pull_messages` | 256 | message cap of one pull |
-/// | `watermarks` | on | publish each gateway's verified checkpoint for the shippers' retention |
-///
-/// # Examples
-///
-/// ```
-/// use auditring_nats::CollectorConfig;
-/// let key = auditring::SigningKey::generate().public_key();
-/// let config = CollectorConfig::new("nats://127.0.0.1:4222", "archive")
-///     .trust("gw-1", key)
-///     .expect_gateway("gw-2");
-/// assert_eq!(config.gateways.len(), 2);
-/// ```
-#[derive(Clone, Debug)]
-pub struct CollectorConfig {
-    /// Server URL(s).
-    pub url: String,
-    /// The archive directory: one folder per gateway.
-    pub archive: PathBuf,
-    /// Subjects pulled.
-    pub filter: String,
-    /// Durable consumer name.
-    pub durable: String,
-    /// Keys trusted for any gateway without a key of its own.
-    pub keys: Vec<PublicKey>,
-    /// The registry of expected gateways, with their keys when known.
-    pub gateways: BTreeMap<String, Option<PublicKey>>,
-    /// Silence deadline.
-    pub silent_after: Duration,
-    /// Byte cap of one pull.
-    pub max_pull_bytes: usize,
-    /// Message cap of one pull.
-    pub max_pull_messages: usize,
-    /// Whether watermarks are published.
-    pub watermarks: bool,
-    /// The stream created if missing.
-    pub stream: StreamSettings,
-}
-
-impl CollectorConfig {
-    /// A collector of the server at `url` archiving under `archive`.
-    pub fn new(url: impl Into<String>, archive: impl AsRef<Path>) -> Self {
-        Self {
-            url: url.into(),
-            archive: archive.as_ref().to_owned(),
-            filter: "audit.>".into(),
-            durable: "auditring-collector".into(),
-            keys: Vec::new(),
-            gateways: BTreeMap::new(),
-            silent_after: Duration::from_secs(60),
-            max_pull_bytes: 16 << 20,
-            max_pull_messages: 256,
-            watermarks: true,
-            stream: StreamSettings::default(),
-        }
-    }
-
-    /// Expects `gateway`, whose seals `key` signs (and no other key).
-    pub fn trust(mut self, gateway: impl Into<String>, key: PublicKey) -> Self {
-        self.gateways.insert(gateway.into(), Some(key));
-        self
-    }
-
-    /// Trusts `key` for gateways without a key of their own.
-    pub fn trust_any(mut self, key: PublicKey) -> Self {
-        self.keys.push(key);
-        self
-    }
-
-    /// Expects `gateway` (its key among the shared ones).
-    pub fn expect_gateway(mut self, gateway: impl Into<String>) -> Self {
-        self.gateways.entry(gateway.into()).or_insert(None);
-        self
-    }
-
-    /// Sets the silence deadline.
-    pub fn silent_after(mut self, d: Duration) -> Self {
-        self.silent_after = d;
-        self
-    }
-
-    /// Sets the durable consumer's name.
-    pub fn durable(mut self, name: impl Into<String>) -> Self {
-        self.durable = name.into();
-        self
-    }
-}
-
-/// Why the collector failed.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum CollectorError {
-    /// The configuration is impossible.
-    Config(String),
-    /// The server refused or could not be reached.
-    Nats(String),
-    /// The archive could not be read or written.
-    Io(io::Error),
-}
-
-impl std::fmt::Display for CollectorError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CollectorError::Config(m) => write!(f, "collector configuration: {m}"),
-            CollectorError::Nats(m) => write!(f, "collector: {m}"),
-            CollectorError::Io(e) => write!(f, "collector archive: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for CollectorError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CollectorError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for CollectorError {
-    fn from(e: io::Error) -> Self {
-        CollectorError::Io(e)
-    }
-}
-
-/// One gateway in the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct GatewayReport {
-    /// The gateway's name.
-    pub gateway: String,
-    /// Listed in the registry.
-    pub expected: bool,
-    /// `ok`, `tampered`, `silent`, `stalled` (alive, no batches), or
-    /// `never_seen`.
-    pub status: String,
-    /// The last verified seal, as a checkpoint line.
-    pub verified_head: Option<String>,
-    /// Batches archived.
-    pub batches: u64,
-    /// Events archived.
-    pub events: u64,
-    /// Duplicate messages dropped.
-    pub duplicates: u64,
-    /// Seconds since the newest seal was made (its `ts`).
-    pub lag_seconds: Option<f64>,
-    /// Seconds since the last batch arrived.
-    pub last_batch_seconds_ago: Option<f64>,
-    /// No batch within the silence deadline.
-    pub silent: bool,
-    /// Seal indices found missing.
-    pub missing_seals: u64,
-    /// Tamper findings, `kind: detail`.
-    pub tampering: Vec<String>,
-    /// The gateway's local log lost a run the collector had verified.
-    pub truncated: bool,
-    /// The shipper's last liveness message.
-    pub heartbeat: Option<serde_json::Value>,
-    /// The archive: an ordinary log file.
-    pub archive: PathBuf,
-}
-
-/// The fleet report.
-#[derive(Clone, Debug, Serialize)]
-pub struct FleetReport {
-    /// Per gateway, by name.
-    pub gateways: Vec<GatewayReport>,
-}
-
-impl FleetReport {
-    /// As one JSON object.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Whether any gateway is tampered.
-    pub fn any_tampered(&self) -> bool {
-        self.gateways.iter().any(|g| g.status == "tampered")
-    }
-
-    /// The gateway named `name`.
-    pub fn gateway(&self, name: &str) -> Option<&GatewayReport> {
-        self.gateways.iter().find(|g| g.gateway == name)
-    }
-}
-
-impl std::fmt::Display for FleetReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for g in &self.gateways {
-            write!(
-                f,
-                "{:<20} {:<10} batches={} events={} dup={} missing_seals={} lag_s={}",
-                g.gateway,
-                g.status,
-                g.batches,
-                g.events,
-                g.duplicates,
-                g.missing_seals,
-                g.lag_seconds.map_or("-".into(), |l| format!("{l:.1}")),
-            )?;
-            if let Some(h) = &g.verified_head {
-                write!(f, " head={h}")?;
-            }
-            writeln!(f)?;
-            for t in &g.tampering {
-                writeln!(f, "    TAMPER {t}")?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// What a gateway's collector state saves beside its archive.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
