@@ -724,8 +724,14 @@ impl<'a> Ship<'a> {
                 break;
             }
             let Some(last) = last_seal(&path) else { break };
-            let covered = watermark.next_seq > last.seq_start.saturating_add(last.count)
-                || (w_stream == crate::spool::uuid(&last.stream) && watermark.seal >= last.index);
+            // A watermark counts only for a chain signed with the same key:
+            // another log's watermark (another gateway of the same name, an
+            // earlier deployment) never deletes this one's files.
+            let same_chain = watermark.key_id == last.key_id;
+            let covered = same_chain
+                && (watermark.next_seq > last.seq_start.saturating_add(last.count)
+                    || (w_stream == crate::spool::uuid(&last.stream)
+                        && watermark.seal >= last.index));
             if !covered {
                 break;
             }
