@@ -438,5 +438,5 @@ const _: () = {
     const fn movable<T: Send>() {}
     shareable::<Runtime<AuditPayload>>();
     movable::<RuntimeGuard<AuditPayload>>();
-    shareable::<crate::FlushHandle>();
+    shareable::<FlushHandle>();
 };
