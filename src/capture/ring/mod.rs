@@ -59,21 +59,6 @@
 //! behaviour). Where `membarrier` is unavailable, and under loom and Miri,
 //! both sides use a sequentially consistent fence: the loom models check
 //! that symmetric variant.
-//!
-//! # Keeping the next slot in the producer's cache
-//!
-//! The consumer reads every slot it drains, so when the producer comes
-//! back to a slot a lap later, its lines sit in the consumer's cache (or
-//! in the shared cache, evicted). Writing them then costs one ownership
-//! transfer per line, inside `record`, and how long a transfer takes
-//! depends on how the host places the two cores (it switches between a
-//! fast and a slow cross-core mode). So after publishing an event, the
-//! producer asks for the next slot's lines *for writing* (`prefetchw` on
-//! x86_64): the transfers happen between two calls, and the next `record`
-//! writes lines its core already owns. It does so only when the next slot
-//! is known to be free (by the cached `head`), so it never pulls a line
-//! the consumer is still reading. A prefetch is a hint, not a memory
-//! access: it changes no value and has no effect on the protocol.
 
 use crate::capture::sync::{Arc, AtomicBool, AtomicU64, CachePadded, Ordering, UnsafeCell, fence};
 
@@ -124,74 +109,6 @@ impl Fences {
                 std::process::abort();
             }
         }
-    }
-}
-
-/// Prefetching a slot for writing, where the CPU can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Prefetch {
-    /// `prefetchw` (x86_64 with PRFCHW, which every x86_64 CPU since
-    /// about 2014 has).
-    Write,
-    /// No prefetch (other CPUs, loom, Miri).
-    None,
-}
-
-impl Prefetch {
-    /// Bytes of a slot prefetched at most: the lines a large payload
-    /// leaves unused are not worth the memory traffic.
-    const MAX_BYTES: usize = 4096;
-
-    fn detect() -> Self {
-        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-        {
-            use core::arch::x86_64::__cpuid;
-            // Older toolchains declare `__cpuid` unsafe, newer ones safe.
-            #[allow(unused_unsafe)]
-            // SAFETY: CPUID exists on every x86_64 CPU and only reads
-            // processor identification; leaf 0x8000_0001 is queried only
-            // if the highest extended leaf covers it.
-            let prfchw = unsafe {
-                __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
-            };
-            if prfchw {
-                return Prefetch::Write;
-            }
-        }
-        Prefetch::None
-    }
-
-    /// Asks for every cache line of `value` in a state that allows
-    /// writing. Reads and writes nothing.
-    #[inline(always)]
-    fn for_write<V>(self, value: &V) {
-        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-        {
-            if self == Prefetch::Write {
-                let value = core::ptr::from_ref(value).cast::<u8>();
-                // From the start of the first line to the end of the value.
-                let lead = value.addr() & 63;
-                let start = value.wrapping_sub(lead);
-                let len = (core::mem::size_of::<V>() + lead).min(Self::MAX_BYTES);
-                let mut offset = 0;
-                while offset < len {
-                    // SAFETY: `prefetchw` is a hint: it loads no value, stores
-                    // none and cannot fault, whatever the address (here
-                    // always on a line of `value`); the CPU has it
-                    // (`detect`).
-                    unsafe {
-                        core::arch::asm!(
-                            "prefetchw [{0}]",
-                            in(reg) start.wrapping_add(offset),
-                            options(nostack, preserves_flags, readonly)
-                        );
-                    }
-                    offset += 64;
-                }
-            }
-        }
-        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
-        let _ = (self, value);
     }
 }
 
@@ -271,9 +188,6 @@ pub(crate) struct Shared<T> {
     /// publish (a read-mostly line). Ordered by the close protocol's fences.
     closed: CachePadded<AtomicBool>,
     fences: Fences,
-    /// Whether the CPU has a prefetch-for-write instruction (see the
-    /// module docs).
-    prefetch: Prefetch,
 }
 
 // SAFETY: access to each slot's cells is partitioned by the head/tail
@@ -333,7 +247,6 @@ impl<T> Shared<T> {
             mask: capacity as u64 - 1,
             closed: CachePadded::new(AtomicBool::new(false)),
             fences: Fences::detect(),
-            prefetch: Prefetch::detect(),
         });
         let consumer = RingConsumer::new(Arc::clone(&shared));
         Ok((shared, consumer))
@@ -536,13 +449,6 @@ impl<T> LaneProducer<T> {
         // Release: the slot writes above happen-before the consumer's
         // Acquire load that observes the new tail.
         line.tail.store(self.tail, Ordering::Release);
-        // Own the next slot's lines before the next call (module docs),
-        // if it is free by what we know of `head`: a slot the consumer may
-        // still read is left alone.
-        if self.tail - self.cached_head < shared.mask + 1 {
-            let next = &lane.slots[(self.tail & shared.mask) as usize];
-            shared.prefetch.for_write(next);
-        }
         Ok(())
     }
 
