@@ -64,13 +64,8 @@ pub struct Batch {
 impl Batch {
     /// The seal's stream as a UUID string.
     pub fn stream(&self) -> String {
-        uuid(&self.seal.stream)
+        self.seal.stream.to_string()
     }
-}
-
-/// The UUID string of 16 raw bytes (lower-case, hyphenated).
-pub(crate) fn uuid(id: &auditring::Uuid) -> String {
-    id.to_string()
 }
 
 /// The file being read.
@@ -400,7 +395,7 @@ fn take_batch(cur: &mut Current, sync: bool) -> io::Result<Option<Batch>> {
             let bytes = cur.data[cur.head..end].to_vec();
             cur.head = end;
             cur.scanned = end;
-            let stream = uuid(&seal.stream);
+            let stream = seal.stream.to_string();
             let index = seal.index;
             return Ok(Some(Batch {
                 bytes,

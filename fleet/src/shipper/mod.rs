@@ -718,7 +718,6 @@ impl<'a> Ship<'a> {
             dev: std::os::unix::fs::MetadataExt::dev(&m),
             ino: std::os::unix::fs::MetadataExt::ino(&m),
         });
-        let w_stream = crate::spool::uuid(&watermark.stream);
         for (path, id, _) in files {
             if id == current || Some(id) == active {
                 break;
@@ -730,8 +729,7 @@ impl<'a> Ship<'a> {
             let same_chain = watermark.key_id == last.key_id;
             let covered = same_chain
                 && (watermark.next_seq > last.seq_start.saturating_add(last.count)
-                    || (w_stream == crate::spool::uuid(&last.stream)
-                        && watermark.seal >= last.index));
+                    || (watermark.stream == last.stream && watermark.seal >= last.index));
             if !covered {
                 break;
             }
@@ -772,7 +770,7 @@ fn seal_ends_at(spool: &Spool, c: &Position) -> Option<auditring::format::seal::
     let mut buf = vec![0u8; (c.offset - from) as usize];
     let f = std::fs::File::open(path).ok()?;
     f.read_exact_at(&mut buf, from).ok()?;
-    last_line_seal(&buf).filter(|s| s.index == c.seal && crate::spool::uuid(&s.stream) == c.stream)
+    last_line_seal(&buf).filter(|s| s.index == c.seal && s.stream.to_string() == c.stream)
 }
 
 fn last_line_seal(bytes: &[u8]) -> Option<auditring::format::seal::Seal> {
