@@ -435,7 +435,7 @@ fn sha_floor(log: &Path) -> f64 {
     let bytes = std::fs::read(log).expect("readable");
     let lines: Vec<&[u8]> = bytes
         .split(|&b| b == b'\n')
-        .filter(|l| l.starts_with(br#"{"v":2,"kind":"event","#))
+        .filter(|l| l.starts_with(br#"{"seq":"#))
         .collect();
     let mut best = f64::INFINITY;
     for _ in 0..3 {

@@ -186,7 +186,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let text = std::str::from_utf8(&bytes)?;
     let events: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains(r#""kind":"event""#))
+        .filter(|l| l.starts_with(r#"{"seq":"#))
         .collect();
     for line in &events {
         println!("{line}");

@@ -106,7 +106,7 @@ fn a_derived_payload_goes_through_the_pipeline_and_verifies() {
     let text = String::from_utf8(bytes).unwrap();
     let events: Vec<serde_json::Value> = text
         .lines()
-        .filter(|l| l.contains(r#""kind":"event""#))
+        .filter(|l| l.starts_with(r#"{"seq":"#))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(events.len(), 10);

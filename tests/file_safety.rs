@@ -87,12 +87,15 @@ fn files_that_are_not_our_logs_are_refused_unchanged() {
     let old = dir.join("v1.jsonl");
     std::fs::write(&old, "{\"v\":1,\"kind\":\"seal\",\"stream\":\"x\"}\n").unwrap();
     refused(&key, &old, &old, "format version 1");
+    let old = dir.join("v2.jsonl");
+    std::fs::write(&old, "{\"v\":2,\"kind\":\"seal\",\"stream\":\"x\"}\n").unwrap();
+    refused(&key, &old, &old, "format version 2");
 
     // A log signed by another key, with a torn tail that must stay.
     let other = dir.join("other.jsonl");
     write_log(&SigningKey::generate(), &other, 20);
     let mut bytes = std::fs::read(&other).unwrap();
-    bytes.extend_from_slice(br#"{"v":2,"kind":"event","str"#);
+    bytes.extend_from_slice(br#"{"seq":20,"id":"0190"#);
     std::fs::write(&other, &bytes).unwrap();
     refused(&key, &other, &other, "not by this runtime's key");
 
@@ -309,7 +312,7 @@ fn size_rotation_holds_its_bound_also_after_a_restart() {
             for f in auditring::verify::log_files(&log).unwrap() {
                 for line in std::fs::read(&f).unwrap().split_inclusive(|&b| b == b'\n') {
                     batch += line.len() as u64;
-                    if line.starts_with(br#"{"v":2,"kind":"seal""#) {
+                    if line.starts_with(br#"{"v":3,"kind":"seal""#) {
                         largest_batch = largest_batch.max(batch);
                         batch = 0;
                     }

@@ -67,7 +67,6 @@ fn example_event(seq: u64) -> Vec<u8> {
     let mut id = *STREAM.as_bytes();
     id[5] = 0x01 + seq as u8;
     event_line(
-        &STREAM,
         seq,
         &Uuid::from_bytes(id),
         T0 + 1_000_000 + seq * 250_000,

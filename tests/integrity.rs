@@ -71,13 +71,7 @@ impl Forger {
             let mut id = *self.stream.as_bytes();
             id[15] = self.next_seq as u8;
             let id = Uuid::from_bytes(id);
-            let line = event_line(
-                &self.stream,
-                self.next_seq,
-                &id,
-                1_700_000_000_000_000_000,
-                &p,
-            );
+            let line = event_line(self.next_seq, &id, 1_700_000_000_000_000_000, &p);
             self.batch.push(leaf_hash(&line));
             self.batch_count += 1;
             self.out.extend_from_slice(&line);
@@ -180,7 +174,7 @@ fn lines(log: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn is_seal(line: &[u8]) -> bool {
-    line.starts_with(br#"{"v":2,"kind":"seal""#)
+    line.starts_with(br#"{"v":3,"kind":"seal""#)
 }
 
 /// `prefix` followed by a closed run of `events` events in batches of 4
@@ -588,6 +582,36 @@ fn lines_before_the_first_seal_are_inserted() {
         !r.has(FindingKind::UnsealedTail),
         "no previous run to have crashed"
     );
+}
+
+/// Event lines carry no stream (format 3): one taken from another run of
+/// the same key, with the same seq, swapped in or added, is still caught,
+/// by the batch's root or by its seq.
+#[test]
+fn an_event_line_from_another_run_is_caught() {
+    let key = SigningKey::generate();
+    let (a, _) = run_after(&key, b"", 8);
+    let (b, _) = run_after(&key, b"", 8);
+    let (la, lb) = (lines(&a), lines(&b));
+    assert_eq!(verify(&key, &a).status(), Status::Intact);
+    // Event lines (not seals) of the same seq: both runs start at seq 0.
+    let events: Vec<usize> = (0..la.len()).filter(|&i| !is_seal(&la[i])).collect();
+    assert_eq!(events.len(), 8);
+    for &i in &events {
+        assert!(!is_seal(&lb[i]) && la[i] != lb[i]);
+        assert_eq!(la[i][..10], lb[i][..10], "the same seq at line {i}");
+        let mut swapped = la.clone();
+        swapped[i] = lb[i].clone();
+        let r = verify(&key, &swapped.concat());
+        assert_eq!(r.status(), Status::Tampered, "line {i} swapped");
+        assert!(r.has(FindingKind::Modified), "{:#?}", r.findings);
+
+        let mut added = la.clone();
+        added.insert(i + 1, lb[i].clone());
+        let r = verify(&key, &added.concat());
+        assert_eq!(r.status(), Status::Tampered, "line {i} added");
+        assert!(r.has(FindingKind::Inserted), "{:#?}", r.findings);
+    }
 }
 
 // ---------------------------------------------------------------------

@@ -73,7 +73,7 @@ fn redacted_values_never_reach_any_sink() {
     assert!(text.contains(r#""agent_id":"[redacted]""#));
     let tags: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains(r#""kind":"event""#))
+        .filter(|l| l.starts_with(r#"{"seq":"#))
         .map(|l| {
             let at = l.find("hmac-sha256:").expect("session id tag");
             &l[at..at + 12 + 64]

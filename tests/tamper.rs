@@ -46,7 +46,7 @@ fn make_log(key: &SigningKey, events: u64, batch: usize) -> Vec<u8> {
 }
 
 fn is_seal(line: &[u8]) -> bool {
-    line.starts_with(br#"{"v":2,"kind":"seal""#)
+    line.starts_with(br#"{"v":3,"kind":"seal""#)
 }
 
 /// Index (0-based) of the n-th event line.
@@ -410,7 +410,7 @@ fn apply(log: &[u8], m: &Mutation) -> Vec<u8> {
         }
         Mutation::SwapLines(a, b) => l.swap(a % n, b % n),
         Mutation::Truncate(at) => return log[..at % log.len()].to_vec(),
-        Mutation::InsertLine(i) => l.insert(i % (n + 1), br#"{"v":2,"kind":"event"}"#.to_vec()),
+        Mutation::InsertLine(i) => l.insert(i % (n + 1), br#"{"seq":0,"id":"x"}"#.to_vec()),
     }
     join(&l)
 }

@@ -48,7 +48,7 @@ impl Style {
 fn render(line: &[u8], style: &Style) -> String {
     match auditring::format::line::read(line) {
         Ok(Line::Event(e)) => {
-            let ts = escape(e.ts);
+            let ts = auditring::format::event::rfc3339(e.ts);
             let p: Payload<'_> = serde_json::from_str(e.payload).unwrap_or_default();
             if p.action.is_none() && p.decision.is_none() {
                 return format!("{ts} #{:<8} {}", e.seq, escape(e.payload));
@@ -232,14 +232,14 @@ mod tests {
         p.decision = Decision::Deny;
         p.enforcement_latency_us = 12;
         let event = auditring::format::event::event_line(
-            &auditring::Uuid::from_bytes([1; 16]),
             7,
             &auditring::Uuid::from_bytes([2; 16]),
-            0,
+            1_700_000_000_000_000_001,
             &p,
         );
         let text = render(&event, &style);
         assert!(text.contains("#7"), "{text}");
+        assert!(text.starts_with("2023-11-14T22:13:20.000000001Z"), "{text}");
         assert!(text.contains("deny"));
         assert!(text.contains("12µs"));
         assert!(text.contains("(nope)"));

@@ -11,9 +11,6 @@ use std::path::{Path, PathBuf};
 use auditring::format::seal::Seal;
 use serde::{Deserialize, Serialize};
 
-/// The first bytes of every seal line.
-const SEAL_PREFIX: &[u8] = br#"{"v":2,"kind":"seal","#;
-
 /// How much is read from a file at a time.
 const READ_CHUNK: usize = 4 << 20;
 
@@ -377,7 +374,7 @@ fn take_batch(cur: &mut Current, sync: bool) -> io::Result<Option<Batch>> {
     while let Some(nl) = memchr_nl(&cur.data[at..]) {
         let line = &cur.data[at..at + nl];
         let end = at + nl + 1;
-        if line.starts_with(SEAL_PREFIX) {
+        if auditring::format::line::starts_as_seal(line) {
             let seal = match Seal::parse_line(line) {
                 Ok((seal, _)) => seal,
                 Err(e) => {

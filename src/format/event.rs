@@ -3,8 +3,11 @@
 //! An event line is, byte for byte:
 //!
 //! ```text
-//! {"v":2,"kind":"event","stream":"<uuid>","seq":<n>,"id":"<uuid v7>","ts":"<rfc3339>","payload":<payload json>}
+//! {"seq":<n>,"id":"<uuid v7>","ts":<unix ns>,"payload":<payload json>}
 //! ```
+//!
+//! The stream an event belongs to, and the format version, are named by the
+//! seal lines around it (`docs/FORMAT.md`, section 2).
 
 use uuid::Uuid;
 
@@ -118,12 +121,9 @@ impl IdGenerator {
 
 /// Appends one event line (with its newline) and returns the range of
 /// `out` holding the line without the newline (the bytes that are hashed).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_event_line<T: EncodeJson + ?Sized>(
     out: &mut Vec<u8>,
-    clock: &mut json::Rfc3339Writer,
     redactor: &Redactor,
-    stream: &Uuid,
     seq: u64,
     id: &Uuid,
     unix_nanos: u64,
@@ -131,14 +131,12 @@ pub(crate) fn write_event_line<T: EncodeJson + ?Sized>(
 ) -> core::ops::Range<usize> {
     let start = out.len();
     out.extend_from_slice(EVENT_PREFIX);
-    write_uuid(out, stream);
-    out.extend_from_slice(br#"","seq":"#);
     json::write_u64(out, seq);
     out.extend_from_slice(br#","id":""#);
     write_uuid(out, id);
-    out.extend_from_slice(br#"","ts":""#);
-    clock.write(out, unix_nanos);
-    out.extend_from_slice(br#"","payload":"#);
+    out.extend_from_slice(br#"","ts":"#);
+    json::write_u64(out, unix_nanos);
+    out.extend_from_slice(br#","payload":"#);
     payload.write_json(out, redactor);
     out.push(b'}');
     let end = out.len();
@@ -156,43 +154,56 @@ pub(crate) fn write_event_line<T: EncodeJson + ?Sized>(
 /// use auditring::{AuditPayload, Uuid};
 /// use auditring::format::event::event_line;
 ///
-/// let line = event_line(&Uuid::nil(), 7, &Uuid::max(), 0, &AuditPayload::default());
-/// assert!(line.starts_with(br#"{"v":2,"kind":"event","stream":"00000000-0000-0000-0000-000000000000","seq":7,"#));
+/// let line = event_line(7, &Uuid::max(), 1_700_000_000_000_000_000, &AuditPayload::default());
+/// assert!(line.starts_with(br#"{"seq":7,"id":"ffffffff-ffff-ffff-ffff-ffffffffffff","ts":1700000000000000000,"payload":{"#));
 /// ```
 pub fn event_line<T: EncodeJson + ?Sized>(
-    stream: &Uuid,
     seq: u64,
     id: &Uuid,
     unix_nanos: u64,
     payload: &T,
 ) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut clock = json::Rfc3339Writer::default();
-    let range = write_event_line(
-        &mut out,
-        &mut clock,
-        Redactor::none(),
-        stream,
-        seq,
-        id,
-        unix_nanos,
-        payload,
-    );
+    let range = write_event_line(&mut out, Redactor::none(), seq, id, unix_nanos, payload);
     out.truncate(range.end);
     out
 }
 
-/// What the verifier needs from an event line: its stream and seq.
+/// An event's `ts` (nanoseconds since the Unix epoch, UTC) in the RFC 3339
+/// form seal lines use, for people: `2024-11-26T10:00:00.001000000Z`.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::format::event::rfc3339;
+///
+/// assert_eq!(rfc3339(1_700_000_000_000_000_001), "2023-11-14T22:13:20.000000001Z");
+/// ```
+pub fn rfc3339(unix_nanos: u64) -> String {
+    let mut out = Vec::with_capacity(json::RFC3339_LEN);
+    json::write_rfc3339(&mut out, unix_nanos);
+    String::from_utf8(out).expect("RFC 3339 text is ASCII")
+}
+
+/// What the verifier needs from an event line: its seq.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct EventHeader {
-    pub(crate) stream: Uuid,
     pub(crate) seq: u64,
 }
 
-/// How every event line starts (format version 2).
-pub(crate) const EVENT_PREFIX: &[u8] = br#"{"v":2,"kind":"event","stream":""#;
-/// How every seal line starts (format version 2).
-pub(crate) const SEAL_PREFIX: &[u8] = br#"{"v":2,"kind":"seal","#;
+/// How every event line starts (format version 3).
+pub(crate) const EVENT_PREFIX: &[u8] = br#"{"seq":"#;
+/// How every seal line starts (format version 3).
+pub(crate) const SEAL_PREFIX: &[u8] = br#"{"v":3,"kind":"seal","#;
+
+/// The format version of a line written by an earlier auditring (`1` or
+/// `2`: both begin `{"v":<version>,`), which this version does not read.
+pub(crate) fn earlier_version(line: &[u8]) -> Option<u8> {
+    match line.get(..6)? {
+        br#"{"v":1"# | br#"{"v":2"# if line.get(6) == Some(&b',') => Some(line[5] - b'0'),
+        _ => None,
+    }
+}
 
 /// How a line presents itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,7 +217,7 @@ pub(crate) enum LineKind {
 }
 
 /// Classifies a line from its first bytes (at most the first 128 are
-/// needed), parsing an event's stream and seq without a JSON parser.
+/// needed), parsing an event's seq without a JSON parser.
 pub(crate) fn classify(head: &[u8]) -> LineKind {
     if head.starts_with(SEAL_PREFIX) {
         return LineKind::Seal;
@@ -215,8 +226,6 @@ pub(crate) fn classify(head: &[u8]) -> LineKind {
         return LineKind::Unknown;
     };
     let parse = || -> Option<EventHeader> {
-        let stream = parse_uuid(std::str::from_utf8(rest.get(..36)?).ok()?)?;
-        let rest = rest[36..].strip_prefix(br#"","seq":"#)?;
         let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits == 0 || digits > 20 || rest.get(digits) != Some(&b',') {
             return None;
@@ -225,7 +234,7 @@ pub(crate) fn classify(head: &[u8]) -> LineKind {
             return None;
         }
         let seq = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
-        Some(EventHeader { stream, seq })
+        Some(EventHeader { seq })
     };
     parse().map_or(LineKind::Unknown, LineKind::Event)
 }
@@ -275,38 +284,57 @@ mod tests {
         let mut p = AuditPayload::default();
         p.set_action("x");
         let mut out = b"previous\n".to_vec();
-        let mut clock = json::Rfc3339Writer::default();
         let range = write_event_line(
             &mut out,
-            &mut clock,
             Redactor::none(),
-            &Uuid::from_bytes([1; 16]),
             42,
             &Uuid::from_bytes([2; 16]),
-            0,
+            1_700_000_000_123_456_789,
             &p,
         );
         let line = &out[range.clone()];
         assert_eq!(out[range.end], b'\n');
         let text = std::str::from_utf8(line).unwrap();
         assert!(text.starts_with(
-            r#"{"v":2,"kind":"event","stream":"01010101-0101-0101-0101-010101010101","seq":42,"id":"02020202-0202-0202-0202-020202020202","ts":"1970-01-01T00:00:00.000000000Z","payload":{"session_id":"","#
+            r#"{"seq":42,"id":"02020202-0202-0202-0202-020202020202","ts":1700000000123456789,"payload":{"session_id":"","#
         ));
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(v["payload"]["action"], "x");
+        assert_eq!(v["ts"], 1_700_000_000_123_456_789u64);
+        assert_eq!(classify(line), LineKind::Event(EventHeader { seq: 42 }));
         assert_eq!(
-            classify(line),
-            LineKind::Event(EventHeader {
-                stream: Uuid::from_bytes([1; 16]),
-                seq: 42
-            })
-        );
-        assert_eq!(
-            classify(br#"{"v":2,"kind":"seal","stream":"#),
+            classify(br#"{"v":3,"kind":"seal","stream":"#),
             LineKind::Seal
         );
         assert_eq!(classify(b"garbage"), LineKind::Unknown);
         let leading_zero = text.replacen(r#""seq":42"#, r#""seq":042"#, 1);
         assert_eq!(classify(leading_zero.as_bytes()), LineKind::Unknown);
+        for bad in [
+            r#"{"seq":,"#,
+            r#"{"seq":4x,"#,
+            r#"{"seq":-4,"#,
+            r#"{"seq":123456789012345678901,"#,
+        ] {
+            assert_eq!(classify(bad.as_bytes()), LineKind::Unknown, "{bad}");
+        }
+        // u64::MAX has 20 digits and is a valid seq; one more is not.
+        assert_eq!(
+            classify(br#"{"seq":18446744073709551615,"#),
+            LineKind::Event(EventHeader { seq: u64::MAX })
+        );
+        assert_eq!(
+            classify(br#"{"seq":18446744073709551616,"#),
+            LineKind::Unknown
+        );
+    }
+
+    #[test]
+    fn lines_of_earlier_versions_are_recognised() {
+        assert_eq!(earlier_version(br#"{"v":1,"kind":"event""#), Some(1));
+        assert_eq!(earlier_version(br#"{"v":2,"kind":"seal""#), Some(2));
+        assert_eq!(earlier_version(br#"{"v":3,"kind":"seal""#), None);
+        assert_eq!(earlier_version(br#"{"v":21,"#), None);
+        assert_eq!(earlier_version(br#"{"seq":1,"#), None);
+        assert_eq!(earlier_version(b""), None);
     }
 }

@@ -226,35 +226,6 @@ pub(crate) fn write_rfc3339(out: &mut Vec<u8>, unix_nanos: u64) {
     out.extend_from_slice(&buf);
 }
 
-/// Writes RFC 3339 timestamps like [`write_rfc3339`], reusing the
-/// date-and-seconds part while consecutive timestamps fall in the same
-/// second (the common case for a stream of events).
-#[derive(Debug, Default)]
-pub(crate) struct Rfc3339Writer {
-    second: Option<u64>,
-    text: [u8; RFC3339_LEN],
-}
-
-impl Rfc3339Writer {
-    /// Appends the timestamp of `unix_nanos`.
-    #[inline]
-    pub(crate) fn write(&mut self, out: &mut Vec<u8>, unix_nanos: u64) {
-        let second = unix_nanos / 1_000_000_000;
-        if self.second != Some(second) {
-            let mut full = Vec::with_capacity(RFC3339_LEN);
-            write_rfc3339(&mut full, unix_nanos);
-            self.text.copy_from_slice(&full);
-            self.second = Some(second);
-        }
-        let mut nanos = (unix_nanos % 1_000_000_000) as u32;
-        for i in (20..29).rev() {
-            self.text[i] = b'0' + (nanos % 10) as u8;
-            nanos /= 10;
-        }
-        out.extend_from_slice(&self.text);
-    }
-}
-
 /// Gregorian (year, month, day) of a day count since 1970-01-01
 /// (H. Hinnant's `civil_from_days`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -363,26 +334,6 @@ mod tests {
         assert_eq!(unhex::<3>("00ABFF"), None);
         assert_eq!(unhex::<3>("00abf"), None);
         assert_eq!(unhex::<2>("zz00"), None);
-    }
-
-    #[test]
-    fn cached_rfc3339_matches_the_direct_writer() {
-        let mut cached = Rfc3339Writer::default();
-        let base = 1_795_681_444_028_597_435u64;
-        for t in [
-            base,
-            base + 1,
-            base + 999_999_999,
-            base + 1_000_000_000,
-            base - 5,
-            0,
-            base,
-        ] {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            cached.write(&mut a, t);
-            write_rfc3339(&mut b, t);
-            assert_eq!(a, b, "{t}");
-        }
     }
 
     proptest::proptest! {

@@ -3,9 +3,9 @@
 //! command's `tail` and `stats`) reads it through here, so they cannot
 //! disagree about the format.
 //!
-//! An event line is recognised by its fixed prefix (version, kind, stream
-//! and seq, read without a JSON parser, as the verifier does); its other
-//! fields are borrowed from the line. A seal line must be in canonical form
+//! An event line is recognised by its fixed prefix (its seq, read without
+//! a JSON parser, as the verifier does); its other fields are read from the
+//! line, the payload borrowed. A seal line must be in canonical form
 //! ([`Seal::parse_line`]).
 
 use core::fmt;
@@ -28,7 +28,7 @@ use crate::format::seal::{Seal, SealLineError};
 ///
 /// let mut payload = AuditPayload::default();
 /// payload.set_action("http.get");
-/// let bytes = event_line(&Uuid::nil(), 7, &Uuid::max(), 0, &payload);
+/// let bytes = event_line(7, &Uuid::max(), 0, &payload);
 /// let Ok(Line::Event(event)) = read(&bytes) else { panic!("an event line") };
 /// assert_eq!(event.seq, 7);
 /// assert!(event.payload.starts_with(r#"{"session_id":"#));
@@ -42,18 +42,17 @@ pub enum Line<'a> {
     Seal(Box<Seal>, [u8; 64]),
 }
 
-/// The fields of an event line, borrowed from it.
+/// The fields of an event line. The stream it belongs to is the stream of
+/// the seals around it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EventLine<'a> {
-    /// The stream (run) the event belongs to.
-    pub stream: Uuid,
     /// Its sequence number.
     pub seq: u64,
     /// Its UUID v7.
     pub id: Uuid,
-    /// Its capture time (RFC 3339), as written.
-    pub ts: &'a str,
+    /// Its capture time, nanoseconds since the Unix epoch (UTC).
+    pub ts: u64,
     /// Its payload: the JSON object exactly as written.
     pub payload: &'a str,
 }
@@ -96,7 +95,7 @@ pub fn read(line: &[u8]) -> Result<Line<'_>, LineError> {
             #[derive(Deserialize)]
             struct Fields<'a> {
                 id: &'a str,
-                ts: &'a str,
+                ts: u64,
                 #[serde(borrow)]
                 payload: &'a RawValue,
             }
@@ -109,7 +108,6 @@ pub fn read(line: &[u8]) -> Result<Line<'_>, LineError> {
                 ))
             })?;
             Ok(Line::Event(EventLine {
-                stream: header.stream,
                 seq: header.seq,
                 id,
                 ts: fields.ts,
@@ -118,6 +116,21 @@ pub fn read(line: &[u8]) -> Result<Line<'_>, LineError> {
         }
         LineKind::Unknown => Err(LineError::Unknown),
     }
+}
+
+/// Whether `line` starts as a seal line of this format version does. Only
+/// the first bytes are looked at: [`read`] tells whether it is one.
+///
+/// # Examples
+///
+/// ```
+/// use auditring::format::line::starts_as_seal;
+///
+/// assert!(starts_as_seal(br#"{"v":3,"kind":"seal","stream":"#));
+/// assert!(!starts_as_seal(br#"{"seq":0,"id":"#));
+/// ```
+pub fn starts_as_seal(line: &[u8]) -> bool {
+    line.starts_with(event::SEAL_PREFIX)
 }
 
 #[cfg(test)]
@@ -130,26 +143,39 @@ mod tests {
         let mut p = AuditPayload::default();
         p.set_action("x");
         let line = crate::format::event::event_line(
-            &Uuid::from_bytes([3; 16]),
             42,
             &Uuid::from_bytes([0xab; 16]),
-            0,
+            1_700_000_000_000_000_001,
             &p,
         );
         match read(&line) {
             Ok(Line::Event(e)) => {
-                assert_eq!((e.stream, e.seq), (Uuid::from_bytes([3; 16]), 42));
+                assert_eq!(e.seq, 42);
                 assert_eq!(e.id, Uuid::from_bytes([0xab; 16]));
-                assert_eq!(e.ts, "1970-01-01T00:00:00.000000000Z");
+                assert_eq!(e.ts, 1_700_000_000_000_000_001);
                 assert!(e.payload.contains(r#""action":"x""#));
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(read(b"hello").unwrap_err(), LineError::Unknown);
         assert!(matches!(
-            read(br#"{"v":2,"kind":"seal","stream":"x"}"#),
+            read(br#"{"v":3,"kind":"seal","stream":"x"}"#),
             Err(LineError::Seal(_))
         ));
+        // A line of an earlier format version is neither.
+        assert_eq!(
+            read(br#"{"v":2,"kind":"event","stream":"x","seq":1,"#).unwrap_err(),
+            LineError::Unknown
+        );
+        // A timestamp that is not an unsigned integer is a damaged line.
+        let text = String::from_utf8(line.clone()).unwrap();
+        for ts in [r#""ts":"1700000000000000001""#, r#""ts":-1"#, r#""ts":1.5"#] {
+            let changed = text.replace(r#""ts":1700000000000000001"#, ts);
+            assert!(
+                matches!(read(changed.as_bytes()), Err(LineError::Event(_))),
+                "{ts}"
+            );
+        }
         let mut broken = line.clone();
         broken.truncate(line.len() - 5);
         assert!(matches!(read(&broken), Err(LineError::Event(_))));

@@ -18,11 +18,11 @@ use crate::format::json::{self, RFC3339_LEN};
 use crate::format::keys::{KeyId, SigningKey};
 use crate::format::merkle::{EMPTY_ROOT, Hash};
 
-/// Version of the log format written in every line's `v` field.
-pub const FORMAT_VERSION: u64 = 2;
+/// Version of the log format, written in every seal line's `v` field.
+pub const FORMAT_VERSION: u64 = 3;
 
 /// The first 16 bytes of every seal preimage.
-pub const PREIMAGE_TAG: &[u8; 16] = b"auditring.seal.2";
+pub const PREIMAGE_TAG: &[u8; 16] = b"auditring.seal.3";
 
 /// Length of a seal preimage in bytes.
 pub const PREIMAGE_LEN: usize =
@@ -237,7 +237,7 @@ impl Seal {
     ///
     /// | bytes | field |
     /// |---|---|
-    /// | 16 | ASCII `auditring.seal.2` |
+    /// | 16 | ASCII `auditring.seal.3` |
     /// | 16 | stream UUID |
     /// | 8 | index |
     /// | 1 | reason code |
@@ -476,7 +476,7 @@ mod tests {
     fn preimage_layout_is_fixed() {
         let p = sample().preimage();
         assert_eq!(p.len(), 255);
-        assert_eq!(&p[..16], b"auditring.seal.2");
+        assert_eq!(&p[..16], b"auditring.seal.3");
         assert_eq!(&p[16..32], &[7; 16]);
         assert_eq!(&p[32..40], &3u64.to_be_bytes());
         assert_eq!(p[40], 1);
@@ -513,10 +513,10 @@ mod tests {
         for variant in [
             body.replacen(r#""seal":3"#, r#""seal": 3"#, 1),
             body.replacen("abab", "ABAB", 1),
-            body.replacen(r#"{"v":2,"#, r#"{"v":2,"extra":0,"#, 1),
+            body.replacen(r#"{"v":3,"#, r#"{"v":3,"extra":0,"#, 1),
             body.replacen(r#""reason":"size""#, r#""reason":"bogus""#, 1),
-            body.replacen(r#""v":2"#, r#""v":1"#, 1),
-            body.replacen(r#"{"v":2,"kind":"seal","#, r#"{"kind":"seal","v":2,"#, 1),
+            body.replacen(r#""v":3"#, r#""v":2"#, 1),
+            body.replacen(r#"{"v":3,"kind":"seal","#, r#"{"kind":"seal","v":3,"#, 1),
             body.replacen(r#""torn":17"#, r#""torn":017"#, 1),
             body.replacen("2026-11-26", "2026-02-30", 1),
         ] {

@@ -67,7 +67,6 @@ struct BatchState {
     lines: Lines,
     /// Raw capture stamps of the batch's events, for latency accounting.
     stamps: Vec<u64>,
-    timestamps: crate::format::json::Rfc3339Writer,
     /// Time spent draining and encoding this batch, ns.
     encode_ns: u64,
     redactor: Redactor,
@@ -92,9 +91,7 @@ impl BatchState {
         let id = self.ids.next(event.unix_nanos());
         let range = event::write_event_line(
             &mut self.lines.buf,
-            &mut self.timestamps,
             &self.redactor,
-            &self.stream,
             seq,
             &id,
             event.unix_nanos(),
@@ -180,7 +177,6 @@ impl<T: Payload + EncodeJson + LatencySource> Signer<T> {
                     ranges: Vec::with_capacity(max_batch.min(1 << 16)),
                 },
                 stamps: Vec::with_capacity(max_batch.min(1 << 16)),
-                timestamps: crate::format::json::Rfc3339Writer::default(),
                 encode_ns: 0,
                 redactor: config.redactor,
             },

@@ -321,11 +321,12 @@ impl FileSink {
                 in_rotated: None,
                 complete,
             })),
-            None if starts_with(&mut self.file, br#"{"v":1,"kind":""#)? => Err(io::Error::new(
+            None if let Some(v) = earlier_version(&mut self.file)? => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!(
-                    "{} is a log of format version 1, written by an earlier auditring: this version writes format 2 and does not continue it; the file was not changed: move it aside (verify it with the earlier version) and start a new log",
-                    self.path.display()
+                    "{} is a log of format version {v}, written by an earlier auditring: this version writes format {} and does not continue it; the file was not changed: move it aside (verify it with the earlier version) and start a new log",
+                    self.path.display(),
+                    crate::format::seal::FORMAT_VERSION,
                 ),
             )),
             None => Err(io::Error::new(
@@ -672,12 +673,20 @@ fn link_count(meta: &std::fs::Metadata) -> u64 {
 }
 
 /// Whether the file starts with `prefix`.
-fn starts_with(file: &mut File, prefix: &[u8]) -> io::Result<bool> {
+/// The format version of the file's first line when an earlier auditring
+/// wrote it.
+fn earlier_version(file: &mut File) -> io::Result<Option<u8>> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut head = vec![0u8; prefix.len()];
+    let mut head = [0u8; 8];
     file.seek(SeekFrom::Start(0))?;
-    let n = file.read(&mut head)?;
-    Ok(n == prefix.len() && head == prefix)
+    let mut n = 0;
+    while n < head.len() {
+        match file.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(crate::format::event::earlier_version(&head[..n]))
 }
 
 fn next_rotation_number(path: &Path) -> io::Result<u64> {

@@ -8,8 +8,9 @@ use super::{Batch, Sink};
 /// with target `auditring::audit`, so an existing tracing pipeline sees
 /// the audit trail with no extra setup.
 ///
-/// Event fields: `kind = "event"`, `stream`, `seq`, `id`, `ts`, and
-/// `payload` (the payload's JSON, as written in the log). Seal fields:
+/// Event fields: `kind = "event"`, `stream` (the batch's, from its seal),
+/// `seq`, `id`, `ts` (nanoseconds since the Unix epoch), and `payload` (the
+/// payload's JSON, as written in the log). Seal fields:
 /// `kind = "seal"`, `stream`, `seal`, `reason`, `seq_start`, `count`,
 /// `dropped`, `sink_errors`, `key_id`.
 ///
@@ -36,6 +37,7 @@ impl TracingSink {
 
 impl Sink for TracingSink {
     fn write_batch(&mut self, batch: &Batch<'_>) -> io::Result<()> {
+        let seal = batch.seal();
         for line in batch
             .event_lines()
             .split(|&b| b == b'\n')
@@ -49,14 +51,13 @@ impl Sink for TracingSink {
             tracing::info!(
                 target: "auditring::audit",
                 kind = "event",
-                stream = %e.stream,
+                stream = %seal.stream,
                 seq = e.seq,
                 id = %e.id,
                 ts = e.ts,
                 payload = e.payload,
             );
         }
-        let seal = batch.seal();
         tracing::info!(
             target: "auditring::audit",
             kind = "seal",

@@ -151,10 +151,12 @@ pub(super) struct CheckState {
     pub(super) crlf_lines: u64,
     /// Tamper findings counted when the current batch began.
     pub(super) batch_tamper_mark: u64,
-    /// Lines of format version 1 (`{"v":1,`), which this verifier does
-    /// not read.
+    /// Lines of an earlier format version (`{"v":1,` or `{"v":2,`), which
+    /// this verifier does not read, and the latest such version seen.
     #[serde(default)]
-    version_1_lines: u64,
+    earlier_version_lines: u64,
+    #[serde(default)]
+    earlier_version: u8,
 }
 
 impl CheckState {
@@ -176,7 +178,8 @@ impl CheckState {
             verified_head: None,
             crlf_lines: 0,
             batch_tamper_mark: 0,
-            version_1_lines: 0,
+            earlier_version_lines: 0,
+            earlier_version: 0,
         }
     }
 
@@ -262,8 +265,9 @@ impl Checker<'_> {
                 None
             }
             LineKind::Unknown => {
-                if head.starts_with(br#"{"v":1,"kind":""#) {
-                    self.st.version_1_lines += 1;
+                if let Some(v) = event::earlier_version(head) {
+                    self.st.earlier_version_lines += 1;
+                    self.st.earlier_version = self.st.earlier_version.max(v);
                 }
                 let line = self.st.line;
                 self.find_run(FindingKind::Malformed, line, || {
@@ -349,10 +353,12 @@ impl Checker<'_> {
         match &self.st.phase {
             Phase::Start => {
                 let line = self.st.line;
-                let detail = if self.st.version_1_lines > 0 {
+                let detail = if self.st.earlier_version_lines > 0 {
                     format!(
-                        "no seal of format version 2: {} line(s) are of format version 1, written by an earlier auditring; verify them with that version's verifier",
-                        self.st.version_1_lines
+                        "no seal of format version {}: {} line(s) are of format version {}, written by an earlier auditring; verify them with that version's verifier",
+                        crate::format::seal::FORMAT_VERSION,
+                        self.st.earlier_version_lines,
+                        self.st.earlier_version
                     )
                 } else if self.st.crlf_lines > 0 {
                     format!(
@@ -470,23 +476,6 @@ impl Checker<'_> {
             p.disturbed = true;
             return;
         };
-        if let Phase::After(last) = &self.st.phase
-            && header.stream != last.stream
-        {
-            let detail = format!(
-                "event of stream {} inside stream {}",
-                header.stream, last.stream
-            );
-            self.st.pending.disturbed = true;
-            self.find(
-                FindingKind::Inserted,
-                (line, line),
-                Some((header.seq, header.seq)),
-                Some(1),
-                detail,
-            );
-            return;
-        }
         let seq = header.seq;
         let p = &mut self.st.pending;
         p.lowest_seq = Some(p.lowest_seq.map_or(seq, |s| s.min(seq)));

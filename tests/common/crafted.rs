@@ -34,7 +34,7 @@ pub fn crafted_gap_log(key: &SigningKey, lines: u64) -> Vec<u8> {
         .set_action("http.get")
         .set_resource("https://api.example.com/v1/orders");
     let mut push = |seq: u64| {
-        log.extend_from_slice(&event_line(&stream, seq, &stream, 0, &payload));
+        log.extend_from_slice(&event_line(seq, &stream, 0, &payload));
         log.push(b'\n');
     };
     push(1 << 40);
