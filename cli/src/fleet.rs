@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use auditring::PublicKey;
-use auditring_nats::{Collector, CollectorConfig, Shipper, ShipperConfig};
+use auditring_nats::{Collector, CollectorConfig, GatewayId, Shipper, ShipperConfig};
 use clap::Args;
 
 /// Options of `auditring ship`.
@@ -14,11 +14,12 @@ pub(crate) struct ShipOptions {
     /// The NATS server(s), e.g. nats://127.0.0.1:4222.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     url: String,
-    /// This gateway's name (letters, digits, '-', '_').
+    /// This gateway's name (letters, digits, '-', '_'), unique within its
+    /// partition.
     #[arg(long)]
     gateway: String,
-    /// The subject's partition: audit.<partition>.<gateway>.
-    #[arg(long, default_value = "p0")]
+    /// The gateway's partition (the subject is audit.<partition>.<gateway>).
+    #[arg(long, default_value = auditring_nats::DEFAULT_PARTITION)]
     partition: String,
     /// The cursor file (default: LOG.ship-cursor).
     #[arg(long)]
@@ -67,6 +68,7 @@ pub(crate) fn ship(o: &ShipOptions) -> Result<u8, String> {
     }
     config.stream = config.stream.replicas(o.replicas);
     config.core = o.core;
+    let id = config.id();
     let shipper = Shipper::spawn(config).map_err(|e| e.to_string())?;
     let mut last_report = Instant::now();
     loop {
@@ -76,18 +78,18 @@ pub(crate) fn ship(o: &ShipOptions) -> Result<u8, String> {
         }
         if o.report_s > 0 && last_report.elapsed() >= Duration::from_secs(o.report_s) {
             last_report = Instant::now();
-            report_line(&o.gateway, &shipper.metrics());
+            report_line(&id, &shipper.metrics());
         }
         if o.until_closed && closed_and_shipped(&o.log, &shipper) {
             break;
         }
     }
     let m = shipper.stop().map_err(|e| e.to_string())?;
-    report_line(&o.gateway, &m);
+    report_line(&id, &m);
     Ok(if m.server_behind > 0 { 1 } else { 0 })
 }
 
-fn report_line(gateway: &str, m: &auditring_nats::ShipMetrics) {
+fn report_line(gateway: &GatewayId, m: &auditring_nats::ShipMetrics) {
     eprintln!(
         "ship gateway={gateway} acked={}:{} batches={} events={} retries={} duplicates={} skipped={} lag_bytes={} lag_s={:.1} ack_p50_us={} ack_p99_us={} server_behind={} disk_alert={}",
         m.acked_stream,
@@ -126,18 +128,21 @@ pub(crate) struct CollectOptions {
     /// The NATS server(s).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     url: String,
-    /// The archive directory: one folder per gateway, each with audit.jsonl
-    /// (an ordinary log file: `auditring verify` checks it), checkpoint.json
-    /// and the collector's state.
+    /// The archive directory: one folder per gateway,
+    /// ARCHIVE/PARTITION/GATEWAY/, each with audit.jsonl (an ordinary log
+    /// file: `auditring verify` checks it), checkpoint.json and the
+    /// collector's state.
     #[arg(long)]
     archive: PathBuf,
     /// A public key trusted for gateways without a key of their own.
     #[arg(long = "key")]
     keys: Vec<PathBuf>,
-    /// An expected gateway, NAME or NAME=PUBLIC_KEY_FILE (its only key).
+    /// An expected gateway, PARTITION/NAME or PARTITION/NAME=PUBLIC_KEY_FILE
+    /// (its only key); a NAME without PARTITION/ is in partition p0.
     #[arg(long = "gateway")]
     gateways: Vec<String>,
-    /// A registry of expected gateways: one `NAME [PUBLIC_KEY_FILE]` a line.
+    /// A registry of expected gateways: one `PARTITION/NAME [PUBLIC_KEY_FILE]`
+    /// a line (NAME alone: partition p0); `#` starts a comment line.
     #[arg(long)]
     registry: Option<PathBuf>,
     /// Subjects to pull: audit.> (all), or one partition audit.<p>.>.
@@ -179,9 +184,14 @@ pub(crate) fn collect(o: &CollectOptions) -> Result<u8, String> {
         );
     }
     for e in entries {
-        config = match e.split_once('=') {
-            Some((name, path)) => config.trust(name, key(Path::new(path))?),
-            None => config.expect_gateway(e),
+        let (id, path) = match e.split_once('=') {
+            Some((id, path)) => (id, Some(path)),
+            None => (e.as_str(), None),
+        };
+        let id: GatewayId = id.parse()?;
+        config = match path {
+            Some(path) => config.trust(id, key(Path::new(path))?),
+            None => config.expect_gateway(id),
         };
     }
     let mut collector = Collector::open(config).map_err(|e| e.to_string())?;

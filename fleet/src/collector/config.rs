@@ -8,7 +8,7 @@ use std::time::Duration;
 use auditring::PublicKey;
 use serde::Serialize;
 
-use crate::StreamSettings;
+use crate::{GatewayId, StreamSettings};
 
 /// Configures a [`Collector`](crate::Collector).
 ///
@@ -24,18 +24,21 @@ use crate::StreamSettings;
 /// # Examples
 ///
 /// ```
-/// use auditring_nats::CollectorConfig;
+/// use auditring_nats::{CollectorConfig, GatewayId};
 /// let key = auditring::SigningKey::generate().public_key();
 /// let config = CollectorConfig::new("nats://127.0.0.1:4222", "archive")
-///     .trust("gw-1", key)
-///     .expect_gateway("gw-2");
-/// assert_eq!(config.gateways.len(), 2);
+///     .trust(GatewayId::new("eu", "gw-1"), key)
+///     .expect_gateway("us/gw-1".parse()?)
+///     .expect_gateway("gw-2".parse()?); // partition p0
+/// assert_eq!(config.gateways.len(), 3);
+/// # Ok::<(), String>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct CollectorConfig {
     /// Server URL(s).
     pub url: String,
-    /// The archive directory: one folder per gateway.
+    /// The archive directory: `<archive>/<partition>/<gateway>/` per
+    /// gateway.
     pub archive: PathBuf,
     /// Subjects pulled.
     pub filter: String,
@@ -44,7 +47,7 @@ pub struct CollectorConfig {
     /// Keys trusted for any gateway without a key of its own.
     pub keys: Vec<PublicKey>,
     /// The registry of expected gateways, with their keys when known.
-    pub gateways: BTreeMap<String, Option<PublicKey>>,
+    pub gateways: BTreeMap<GatewayId, Option<PublicKey>>,
     /// Silence deadline.
     pub silent_after: Duration,
     /// Byte cap of one pull.
@@ -76,8 +79,8 @@ impl CollectorConfig {
     }
 
     /// Expects `gateway`, whose seals `key` signs (and no other key).
-    pub fn trust(mut self, gateway: impl Into<String>, key: PublicKey) -> Self {
-        self.gateways.insert(gateway.into(), Some(key));
+    pub fn trust(mut self, gateway: GatewayId, key: PublicKey) -> Self {
+        self.gateways.insert(gateway, Some(key));
         self
     }
 
@@ -88,8 +91,8 @@ impl CollectorConfig {
     }
 
     /// Expects `gateway` (its key among the shared ones).
-    pub fn expect_gateway(mut self, gateway: impl Into<String>) -> Self {
-        self.gateways.entry(gateway.into()).or_insert(None);
+    pub fn expect_gateway(mut self, gateway: GatewayId) -> Self {
+        self.gateways.entry(gateway).or_insert(None);
         self
     }
 
@@ -146,7 +149,9 @@ impl From<io::Error> for CollectorError {
 /// One gateway in the report.
 #[derive(Clone, Debug, Serialize)]
 pub struct GatewayReport {
-    /// The gateway's name.
+    /// The gateway's partition.
+    pub partition: String,
+    /// The gateway's name (within its partition).
     pub gateway: String,
     /// Listed in the registry.
     pub expected: bool,
@@ -179,10 +184,17 @@ pub struct GatewayReport {
     pub archive: PathBuf,
 }
 
+impl GatewayReport {
+    /// The gateway's identity: its partition and its name.
+    pub fn id(&self) -> GatewayId {
+        GatewayId::new(&self.partition, &self.gateway)
+    }
+}
+
 /// The fleet report.
 #[derive(Clone, Debug, Serialize)]
 pub struct FleetReport {
-    /// Per gateway, by name.
+    /// Per gateway, by partition and name.
     pub gateways: Vec<GatewayReport>,
 }
 
@@ -197,9 +209,11 @@ impl FleetReport {
         self.gateways.iter().any(|g| g.status == "tampered")
     }
 
-    /// The gateway named `name`.
-    pub fn gateway(&self, name: &str) -> Option<&GatewayReport> {
-        self.gateways.iter().find(|g| g.gateway == name)
+    /// The gateway named `name` in `partition`.
+    pub fn gateway(&self, partition: &str, name: &str) -> Option<&GatewayReport> {
+        self.gateways
+            .iter()
+            .find(|g| g.partition == partition && g.gateway == name)
     }
 }
 
@@ -208,8 +222,8 @@ impl std::fmt::Display for FleetReport {
         for g in &self.gateways {
             write!(
                 f,
-                "{:<20} {:<10} batches={} events={} dup={} missing_seals={} lag_s={}",
-                g.gateway,
+                "{:<24} {:<10} batches={} events={} dup={} missing_seals={} lag_s={}",
+                g.id().to_string(),
                 g.status,
                 g.batches,
                 g.events,

@@ -20,7 +20,7 @@ mod config;
 
 pub use config::{CollectorConfig, CollectorError, FleetReport, GatewayReport};
 
-use crate::{HEADER_GATEWAY, HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_STREAM};
+use crate::{GatewayId, HEADER_GATEWAY, HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_STREAM};
 
 /// Batches held back waiting for an earlier one, at most.
 const REORDER_LIMIT: usize = 64;
@@ -51,7 +51,7 @@ struct Head {
 }
 
 struct Gateway {
-    name: String,
+    id: GatewayId,
     dir: PathBuf,
     verifier: Verifier,
     saved: Saved,
@@ -65,8 +65,8 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn open(name: &str, archive: &Path, verifier: Verifier) -> io::Result<Self> {
-        let dir = archive.join(name);
+    fn open(id: &GatewayId, archive: &Path, verifier: Verifier) -> io::Result<Self> {
+        let dir = archive.join(&id.partition).join(&id.name);
         std::fs::create_dir_all(&dir)?;
         let saved: Saved = match std::fs::read_to_string(dir.join("collector-state.json")) {
             Ok(t) => serde_json::from_str(&t).map_err(io::Error::other)?,
@@ -85,7 +85,7 @@ impl Gateway {
             archive.set_len(saved.archive_len)?;
         }
         Ok(Self {
-            name: name.into(),
+            id: id.clone(),
             dir,
             verifier,
             saved,
@@ -198,10 +198,10 @@ impl Gateway {
                 "a new run (stream {stream}) does not continue seal {}:{} that was verified here: the gateway's log no longer holds it (its trailing run or files were deleted)",
                 head.stream, head.seal
             );
-            tracing::error!(target: "auditring_nats", gateway = %self.name, "{why}");
+            tracing::error!(target: "auditring_nats", gateway = %self.id, "{why}");
             self.saved.truncations.push(why);
         }
-        let name = format!("{} {stream}:{seal_index}", self.name);
+        let name = format!("{} {stream}:{seal_index}", self.id);
         let mut pass = match self.saved.verifier.take() {
             Some(state) => self.verifier.resume(state),
             None => self.verifier.start(),
@@ -295,7 +295,8 @@ impl Gateway {
         };
         let now = now_nanos();
         GatewayReport {
-            gateway: self.name.clone(),
+            partition: self.id.partition.clone(),
+            gateway: self.id.name.clone(),
             expected,
             status: status.into(),
             verified_head: self.checkpoint().map(|c| c.to_json()),
@@ -354,7 +355,7 @@ impl GatewayJob {
 struct Job {
     gateways: Vec<GatewayJob>,
     messages: Vec<jetstream::Message>,
-    watermarks: Vec<(String, Checkpoint)>,
+    watermarks: Vec<(GatewayId, Checkpoint)>,
     /// Told when the job is done.
     done: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -391,8 +392,8 @@ fn persister(
                 }
             }
             if watermarks {
-                for (name, c) in job.watermarks {
-                    let subject = crate::watermark_subject(&name);
+                for (id, c) in job.watermarks {
+                    let subject = crate::watermark_subject(&id.partition, &id.name);
                     if let Ok(ack) = js.publish(subject, Bytes::from(c.to_json())).await {
                         let _ = ack.await;
                     }
@@ -403,6 +404,52 @@ fn persister(
             let _ = done.send(());
         }
     }
+}
+
+/// The liveness subjects of the gateways `filter` pulls: its partition's
+/// (or its gateway's) when it names one.
+fn heartbeat_filter(filter: &str) -> String {
+    match filter.strip_prefix("audit.") {
+        Some(rest) => format!("auditring.heartbeat.{rest}"),
+        None => "auditring.heartbeat.>".into(),
+    }
+}
+
+/// The gateways with a saved state in the archive,
+/// `<archive>/<partition>/<gateway>/collector-state.json`.
+///
+/// An archive laid out by gateway name alone (`<archive>/<gateway>/`) is
+/// refused: which partition its gateways belong to is not recorded.
+fn archived_gateways(archive: &Path) -> Result<Vec<GatewayId>, CollectorError> {
+    let mut out = Vec::new();
+    for partition in std::fs::read_dir(archive)? {
+        let partition = partition?;
+        if !partition.file_type()?.is_dir() {
+            continue;
+        }
+        if partition.path().join("collector-state.json").exists() {
+            return Err(CollectorError::Config(format!(
+                "{} holds a gateway's archive directly: archives are <archive>/<partition>/<gateway>/ (move it under its partition's directory, {} unless its shipper named one)",
+                partition.path().display(),
+                crate::DEFAULT_PARTITION
+            )));
+        }
+        let Some(p) = partition.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        for gateway in std::fs::read_dir(partition.path())? {
+            let gateway = gateway?;
+            if gateway.path().join("collector-state.json").exists()
+                && let Some(name) = gateway.file_name().to_str()
+            {
+                let id = GatewayId::new(&p, name);
+                if id.check().is_ok() {
+                    out.push(id);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn now_nanos() -> u64 {
@@ -448,7 +495,7 @@ pub struct Collector {
     jobs: Option<std::sync::mpsc::SyncSender<Job>>,
     persister: Option<std::thread::JoinHandle<()>>,
     failed: std::sync::Arc<parking_lot::Mutex<Option<io::Error>>>,
-    gateways: HashMap<String, Gateway>,
+    gateways: HashMap<GatewayId, Gateway>,
     started: Instant,
     last_error: Option<String>,
 }
@@ -489,7 +536,11 @@ impl Collector {
                 "no key is trusted: give each gateway's public key (or keys shared by all)".into(),
             ));
         }
+        for id in config.gateways.keys() {
+            id.check().map_err(CollectorError::Config)?;
+        }
         std::fs::create_dir_all(&config.archive)?;
+        let archived = archived_gateways(&config.archive)?;
         // One worker thread: pulls proceed while `poll`'s caller verifies.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -521,7 +572,7 @@ impl Collector {
                 .await
                 .map_err(|e| CollectorError::Nats(format!("cannot create the consumer: {e}")))?;
             let beats = client
-                .subscribe("auditring.heartbeat.>")
+                .subscribe(heartbeat_filter(&config.filter))
                 .await
                 .map_err(|e| CollectorError::Nats(e.to_string()))?;
             if config.watermarks {
@@ -553,31 +604,23 @@ impl Collector {
             started: Instant::now(),
             last_error: None,
         };
-        let names: Vec<String> = collector.config.gateways.keys().cloned().collect();
-        for name in names {
-            collector.gateway(&name)?;
-        }
-        for entry in std::fs::read_dir(&collector.config.archive)? {
-            let entry = entry?;
-            if entry.path().join("collector-state.json").exists()
-                && let Some(name) = entry.file_name().to_str()
-            {
-                collector.gateway(name)?;
-            }
+        let expected: Vec<GatewayId> = collector.config.gateways.keys().cloned().collect();
+        for id in expected.iter().chain(&archived) {
+            collector.gateway(id)?;
         }
         Ok(collector)
     }
 
-    fn gateway(&mut self, name: &str) -> io::Result<&mut Gateway> {
-        if !self.gateways.contains_key(name) {
-            let keys = match self.config.gateways.get(name) {
+    fn gateway(&mut self, id: &GatewayId) -> io::Result<&mut Gateway> {
+        if !self.gateways.contains_key(id) {
+            let keys = match self.config.gateways.get(id) {
                 Some(Some(key)) => vec![key.clone()],
                 _ => self.config.keys.clone(),
             };
-            let g = Gateway::open(name, &self.config.archive, Verifier::new(keys))?;
-            self.gateways.insert(name.into(), g);
+            let g = Gateway::open(id, &self.config.archive, Verifier::new(keys))?;
+            self.gateways.insert(id.clone(), g);
         }
-        Ok(self.gateways.get_mut(name).expect("inserted"))
+        Ok(self.gateways.get_mut(id).expect("inserted"))
     }
 
     /// Pulls one byte-capped batch of messages (waiting at most
@@ -656,7 +699,7 @@ impl Collector {
         let n = messages.len();
         // Each gateway's messages, in the order they came.
         type Item = (String, u64, u32, u32, Bytes);
-        let mut groups: HashMap<String, Vec<Item>> = HashMap::new();
+        let mut groups: HashMap<GatewayId, Vec<Item>> = HashMap::new();
         for m in &messages {
             let get = |k: &str| {
                 m.headers
@@ -664,9 +707,6 @@ impl Collector {
                     .and_then(|h| h.get(k))
                     .map(|v| v.as_str().to_owned())
             };
-            let gateway = get(HEADER_GATEWAY)
-                .or_else(|| m.subject.rsplit('.').next().map(str::to_owned))
-                .unwrap_or_default();
             let (Some(stream), Some(seal)) = (
                 get(HEADER_STREAM),
                 get(HEADER_SEAL).and_then(|v| v.parse::<u64>().ok()),
@@ -674,21 +714,23 @@ impl Collector {
                 tracing::warn!(target: "auditring_nats", subject = %m.subject, "a message without auditring headers: archived nowhere");
                 continue;
             };
-            if crate::check_token("gateway", &gateway).is_err()
-                || m.subject.rsplit('.').next() != Some(gateway.as_str())
-            {
-                tracing::warn!(target: "auditring_nats", subject = %m.subject, "a message whose gateway header does not match its subject");
+            // The subject says which gateway (partition and name); the
+            // header, when there is one, must agree.
+            let Some(id) = crate::subject_gateway(&m.subject, "audit")
+                .filter(|id| get(HEADER_GATEWAY).is_none_or(|g| g == id.name))
+            else {
+                tracing::warn!(target: "auditring_nats", subject = %m.subject, "a message whose subject is not audit.<partition>.<gateway> or whose gateway header does not match it");
                 continue;
-            }
+            };
             let part = get(HEADER_PART).and_then(|v| v.parse().ok()).unwrap_or(0);
             let parts = get(HEADER_PARTS).and_then(|v| v.parse().ok()).unwrap_or(1);
             groups
-                .entry(gateway)
+                .entry(id)
                 .or_default()
                 .push((stream, seal, part, parts, m.payload.clone()));
         }
-        for name in groups.keys() {
-            self.gateway(name)?;
+        for id in groups.keys() {
+            self.gateway(id)?;
         }
         // Gateways are independent chains: verified in parallel when there
         // are cores to spare. On two cores the pull, the persister and the
@@ -696,8 +738,8 @@ impl Collector {
         // faster there.
         let parallel = std::thread::available_parallelism().is_ok_and(|n| n.get() > 2);
         std::thread::scope(|scope| {
-            for (name, g) in self.gateways.iter_mut() {
-                let items = groups.remove(name).unwrap_or_default();
+            for (id, g) in self.gateways.iter_mut() {
+                let items = groups.remove(id).unwrap_or_default();
                 if items.is_empty() {
                     g.release_held(false);
                     continue;
@@ -737,7 +779,7 @@ impl Collector {
                     .is_some_and(|s| s.report().tamper == 0)
                 && let Some(c) = g.checkpoint()
             {
-                job.watermarks.push((g.name.clone(), c));
+                job.watermarks.push((g.id.clone(), c));
             }
         }
         if !job.messages.is_empty() || !job.gateways.is_empty() {
@@ -765,12 +807,10 @@ impl Collector {
             let Ok(value) = serde_json::from_slice::<serde_json::Value>(&msg.payload) else {
                 continue;
             };
-            let Some(name) = msg.subject.rsplit('.').next().map(str::to_owned) else {
+            let Some(id) = crate::subject_gateway(&msg.subject, "auditring.heartbeat") else {
                 continue;
             };
-            if crate::check_token("gateway", &name).is_ok()
-                && let Ok(g) = self.gateway(&name)
-            {
+            if let Ok(g) = self.gateway(&id) {
                 g.heartbeat = Some((Instant::now(), value));
             }
         }
@@ -808,13 +848,13 @@ impl Collector {
             .values()
             .map(|g| {
                 g.report(
-                    self.config.gateways.contains_key(&g.name),
+                    self.config.gateways.contains_key(&g.id),
                     self.config.silent_after,
                     self.started,
                 )
             })
             .collect();
-        gateways.sort_by(|a, b| a.gateway.cmp(&b.gateway));
+        gateways.sort_by(|a, b| (&a.partition, &a.gateway).cmp(&(&b.partition, &b.gateway)));
         FleetReport { gateways }
     }
 

@@ -21,7 +21,9 @@ mod config;
 pub use config::{ShipError, ShipMetrics, ShipperConfig};
 
 use crate::spool::{Batch, FileId, Position, Spool};
-use crate::{HEADER_GATEWAY, HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_SEQ, HEADER_STREAM};
+use crate::{
+    GatewayId, HEADER_GATEWAY, HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_SEQ, HEADER_STREAM,
+};
 
 /// Room left in a message for headers and protocol overhead.
 const HEADROOM: usize = 4096;
@@ -62,8 +64,7 @@ impl Shipper {
     /// [`ShipError::Io`] if the thread cannot start. The server need not
     /// be up: the shipper connects and retries in the background.
     pub fn spawn(config: ShipperConfig) -> Result<Shipper, ShipError> {
-        crate::check_token("gateway", &config.gateway).map_err(ShipError::Config)?;
-        crate::check_token("partition", &config.partition).map_err(ShipError::Config)?;
+        config.id().check().map_err(ShipError::Config)?;
         let shared = Arc::new(Shared::default());
         *shared.ack_us.lock() = Histogram::new(3).ok();
         *shared.lag_ms.lock() = Histogram::new(3).ok();
@@ -133,6 +134,8 @@ fn snapshot(shared: &Shared) -> ShipMetrics {
 /// The cursor saved between runs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Cursor {
+    #[serde(default)]
+    partition: String,
     gateway: String,
     position: Position,
 }
@@ -148,11 +151,12 @@ fn load_cursor(path: &Path) -> Option<Position> {
     }
 }
 
-fn save_cursor(path: &Path, gateway: &str, position: &Position) -> io::Result<()> {
+fn save_cursor(path: &Path, id: &GatewayId, position: &Position) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let text = serde_json::to_string(&Cursor {
-        gateway: gateway.into(),
+        partition: id.partition.clone(),
+        gateway: id.name.clone(),
         position: position.clone(),
     })
     .map_err(io::Error::other)?;
@@ -208,6 +212,7 @@ struct Pending {
 struct Ship<'a> {
     config: ShipperConfig,
     shared: &'a Shared,
+    id: GatewayId,
     subject: String,
     spool: Spool,
     acked: Option<Position>,
@@ -227,6 +232,7 @@ fn now_nanos() -> u64 {
 impl<'a> Ship<'a> {
     fn new(config: ShipperConfig, shared: &'a Shared) -> Self {
         Self {
+            id: config.id(),
             subject: config.subject(),
             spool: Spool::new(&config.log),
             config,
@@ -245,7 +251,7 @@ impl<'a> Ship<'a> {
     }
 
     fn error(&self, what: String) {
-        tracing::warn!(target: "auditring_nats", gateway = %self.config.gateway, "{what}");
+        tracing::warn!(target: "auditring_nats", gateway = %self.id, "{what}");
         self.shared.metrics.lock().last_error = Some(what);
     }
 
@@ -412,7 +418,7 @@ impl<'a> Ship<'a> {
             }
         }
         if let Some(pos) = &self.acked {
-            save_cursor(&self.config.cursor, &self.config.gateway, pos)?;
+            save_cursor(&self.config.cursor, &self.id, pos)?;
         }
         let _ = client.flush().await;
         Ok(())
@@ -455,7 +461,7 @@ impl<'a> Ship<'a> {
             }
         }
         let alarm = |this: &Self, why: String| {
-            tracing::error!(target: "auditring_nats", gateway = %this.config.gateway, "{why}");
+            tracing::error!(target: "auditring_nats", gateway = %this.id, "{why}");
             let mut m = this.shared.metrics.lock();
             m.server_behind += 1;
             m.last_error = Some(why);
@@ -615,7 +621,7 @@ impl<'a> Ship<'a> {
         if self.cursor_saved.elapsed() >= Duration::from_millis(100) {
             self.cursor_saved = Instant::now();
             if let Some(pos) = &self.acked
-                && let Err(e) = save_cursor(&self.config.cursor, &self.config.gateway, pos)
+                && let Err(e) = save_cursor(&self.config.cursor, &self.id, pos)
             {
                 self.error(format!("cannot save the cursor: {e}"));
             }
@@ -664,12 +670,12 @@ impl<'a> Ship<'a> {
         {
             let mut m = self.shared.metrics.lock();
             if alert && !m.disk_alert {
-                tracing::error!(target: "auditring_nats", gateway = %self.config.gateway, free = ?free, "the spool's disk is nearly full: when it fills, the Required file sink fails closed and the gateway refuses events");
+                tracing::error!(target: "auditring_nats", gateway = %self.id, free = ?free, "the spool's disk is nearly full: when it fills, the Required file sink fails closed and the gateway refuses events");
             }
             m.disk_alert = alert;
         }
         if let Some(bucket) = bucket {
-            let subject = crate::watermark_subject(&self.config.gateway);
+            let subject = crate::watermark_subject(&self.id.partition, &self.id.name);
             match bucket.get_last_raw_message_by_subject(&subject).await {
                 Ok(msg) => match std::str::from_utf8(&msg.payload)
                     .ok()
@@ -686,7 +692,8 @@ impl<'a> Ship<'a> {
         }
         let m = snapshot(self.shared);
         let beat = serde_json::json!({
-            "gateway": self.config.gateway,
+            "partition": self.id.partition,
+            "gateway": self.id.name,
             "ts_unix_ns": now_nanos(),
             "last_local_seal": self.last_read_seal.as_ref().map(|(s, k)| format!("{s}:{k}")),
             "cursor": self.acked.as_ref().map(|p| format!("{}:{}", p.stream, p.seal)),
@@ -698,7 +705,7 @@ impl<'a> Ship<'a> {
         });
         let _ = client
             .publish(
-                crate::heartbeat_subject(&self.config.gateway),
+                crate::heartbeat_subject(&self.id.partition, &self.id.name),
                 Bytes::from(beat.to_string()),
             )
             .await;
@@ -723,9 +730,10 @@ impl<'a> Ship<'a> {
                 break;
             }
             let Some(last) = last_seal(&path) else { break };
-            // A watermark counts only for a chain signed with the same key:
-            // another log's watermark (another gateway of the same name, an
-            // earlier deployment) never deletes this one's files.
+            // The watermark is this gateway's (partition and name), and it
+            // counts only for a chain signed with the same key: another
+            // log's under this identity (an earlier deployment, a replaced
+            // key) never deletes this one's files.
             let same_chain = watermark.key_id == last.key_id;
             let covered = same_chain
                 && (watermark.next_seq > last.seq_start.saturating_add(last.count)
