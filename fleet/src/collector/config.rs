@@ -1,14 +1,12 @@
-//! A collector's settings, its errors and its reports.
+//! A collector's settings and its errors.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auditring::PublicKey;
-use serde::Serialize;
-
 use crate::{GatewayId, StreamSettings};
+use auditring::PublicKey;
 
 /// Configures a [`Collector`](crate::Collector).
 ///
@@ -143,102 +141,5 @@ impl std::error::Error for CollectorError {
 impl From<io::Error> for CollectorError {
     fn from(e: io::Error) -> Self {
         CollectorError::Io(e)
-    }
-}
-
-/// One gateway in the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct GatewayReport {
-    /// The gateway's partition.
-    pub partition: String,
-    /// The gateway's name (within its partition).
-    pub gateway: String,
-    /// Listed in the registry.
-    pub expected: bool,
-    /// `ok`, `tampered`, `silent`, `stalled` (alive, no batches), or
-    /// `never_seen`.
-    pub status: String,
-    /// The last verified seal, as a checkpoint line.
-    pub verified_head: Option<String>,
-    /// Batches archived.
-    pub batches: u64,
-    /// Events archived.
-    pub events: u64,
-    /// Duplicate messages dropped.
-    pub duplicates: u64,
-    /// Seconds since the newest seal was made (its `ts`).
-    pub lag_seconds: Option<f64>,
-    /// Seconds since the last batch arrived.
-    pub last_batch_seconds_ago: Option<f64>,
-    /// No batch within the silence deadline.
-    pub silent: bool,
-    /// Seal indices found missing.
-    pub missing_seals: u64,
-    /// Tamper findings, `kind: detail`.
-    pub tampering: Vec<String>,
-    /// The gateway's local log lost a run the collector had verified.
-    pub truncated: bool,
-    /// The shipper's last liveness message.
-    pub heartbeat: Option<serde_json::Value>,
-    /// The archive: an ordinary log file.
-    pub archive: PathBuf,
-}
-
-impl GatewayReport {
-    /// The gateway's identity: its partition and its name.
-    pub fn id(&self) -> GatewayId {
-        GatewayId::new(&self.partition, &self.gateway)
-    }
-}
-
-/// The fleet report.
-#[derive(Clone, Debug, Serialize)]
-pub struct FleetReport {
-    /// Per gateway, by partition and name.
-    pub gateways: Vec<GatewayReport>,
-}
-
-impl FleetReport {
-    /// As one JSON object.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Whether any gateway is tampered.
-    pub fn any_tampered(&self) -> bool {
-        self.gateways.iter().any(|g| g.status == "tampered")
-    }
-
-    /// The gateway named `name` in `partition`.
-    pub fn gateway(&self, partition: &str, name: &str) -> Option<&GatewayReport> {
-        self.gateways
-            .iter()
-            .find(|g| g.partition == partition && g.gateway == name)
-    }
-}
-
-impl std::fmt::Display for FleetReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for g in &self.gateways {
-            write!(
-                f,
-                "{:<24} {:<10} batches={} events={} dup={} missing_seals={} lag_s={}",
-                g.id().to_string(),
-                g.status,
-                g.batches,
-                g.events,
-                g.duplicates,
-                g.missing_seals,
-                g.lag_seconds.map_or("-".into(), |l| format!("{l:.1}")),
-            )?;
-            if let Some(h) = &g.verified_head {
-                write!(f, " head={h}")?;
-            }
-            writeln!(f)?;
-            for t in &g.tampering {
-                writeln!(f, "    TAMPER {t}")?;
-            }
-        }
-        Ok(())
     }
 }
