@@ -1,7 +1,12 @@
 //! `auditring ship` (a sidecar shipping a gateway's log to NATS JetStream)
 //! and `auditring collect` (the central collector and its report).
+//!
+//! Both run as daemons: SIGTERM or SIGINT makes them stop cleanly (a
+//! second one ends the process at once, with status 128 + the signal).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use auditring::PublicKey;
@@ -49,14 +54,21 @@ pub(crate) struct ShipOptions {
     /// batch of it is acknowledged.
     #[arg(long)]
     until_closed: bool,
+    /// Seconds to go on shipping what the log holds once asked to stop
+    /// (SIGTERM, SIGINT); what is left is shipped on the next start.
+    #[arg(long, default_value_t = 10)]
+    stop_timeout_s: u64,
     /// The log's active file.
     log: PathBuf,
 }
 
-/// `auditring ship`: runs until killed (the cursor is saved every 100 ms
-/// and the server drops what is sent twice, so a kill loses nothing), or
-/// with `--until-closed` until the closed log is shipped.
+/// `auditring ship`: runs until SIGTERM or SIGINT, which stop the shipper
+/// (it ships for at most `--stop-timeout-s` more, then saves its cursor)
+/// and print the final report line; or with `--until-closed` until the
+/// closed log is shipped. A kill loses nothing either (the cursor is saved
+/// every 100 ms and the server drops what is sent twice).
 pub(crate) fn ship(o: &ShipOptions) -> Result<u8, String> {
+    let stop = stop_on_signals()?;
     let mut config = ShipperConfig::new(&o.url, &o.log, &o.gateway)
         .partition(&o.partition)
         .window(o.window)
@@ -68,12 +80,13 @@ pub(crate) fn ship(o: &ShipOptions) -> Result<u8, String> {
     }
     config.stream = config.stream.replicas(o.replicas);
     config.core = o.core;
+    config.stop_timeout = Duration::from_secs(o.stop_timeout_s);
     let id = config.id();
     let shipper = Shipper::spawn(config).map_err(|e| e.to_string())?;
     let mut last_report = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        if shipper.is_finished() {
+        if shipper.is_finished() || stop.load(Ordering::Relaxed) {
             break;
         }
         if o.report_s > 0 && last_report.elapsed() >= Duration::from_secs(o.report_s) {
@@ -165,8 +178,11 @@ pub(crate) struct CollectOptions {
     json: bool,
 }
 
-/// `auditring collect`. Exit status: 0, or 1 when a gateway is tampered.
+/// `auditring collect`, until `--until-idle-s` or SIGTERM or SIGINT (the
+/// poll under way is finished first), then the final report. Exit status:
+/// 0, or 1 when a gateway is tampered.
 pub(crate) fn collect(o: &CollectOptions) -> Result<u8, String> {
+    let stop = stop_on_signals()?;
     let mut config = CollectorConfig::new(&o.url, &o.archive).durable(&o.durable);
     config.filter = o.filter.clone();
     config.silent_after = Duration::from_secs(o.silent_after_s);
@@ -211,6 +227,9 @@ pub(crate) fn collect(o: &CollectOptions) -> Result<u8, String> {
         if o.until_idle_s > 0 && last_message.elapsed() >= Duration::from_secs(o.until_idle_s) {
             break;
         }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
     }
     print_report(&collector, o.json);
     Ok(if collector.report().any_tampered() {
@@ -229,6 +248,20 @@ fn print_report(collector: &Collector, json: bool) {
             println!("{}", crate::terminal_safe::escape(line));
         }
     }
+}
+
+/// A flag set by the first SIGTERM or SIGINT; a second one ends the
+/// process at once, with status 128 + the signal.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT] {
+        // The shutdown goes first: it acts only once the flag is set.
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
+    Ok(stop)
 }
 
 fn key(path: &Path) -> Result<PublicKey, String> {
