@@ -664,3 +664,42 @@ fn two_gateways_of_the_same_name_in_two_partitions_are_two_gateways() {
         );
     }
 }
+
+#[test]
+fn a_watermark_stream_made_for_gateway_names_alone_is_updated() {
+    // Its own server: the stream is made the old way before anyone else.
+    let server = Server::start("oldmarks");
+    let dir = scratch("oldmarks");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let subjects = || {
+        rt.block_on(async {
+            let client = async_nats::connect(server.url()).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js
+                .get_stream(auditring_nats::WATERMARK_STREAM)
+                .await
+                .unwrap();
+            stream.info().await.unwrap().config.subjects.clone()
+        })
+    };
+    rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: auditring_nats::WATERMARK_STREAM.into(),
+            subjects: vec!["auditring.watermark.*".into()],
+            max_messages_per_subject: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    assert_eq!(subjects(), ["auditring.watermark.*"]);
+    let key = SigningKey::generate();
+    let c = collector(&server.url(), &dir, "p", &[("gw", &key)]);
+    assert_eq!(subjects(), ["auditring.watermark.>"]);
+    drop(c);
+}
