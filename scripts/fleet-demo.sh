@@ -82,9 +82,9 @@ for i in $(seq 1 "$GATEWAYS"); do ARGS+=(--gateway "gw-$i=$WORK/gw-$i/audit-publ
 STATUS=0
 echo "==> every archive verified offline, and byte for byte the gateway's log"
 for i in $(seq 1 "$GATEWAYS"); do
-    "$BIN" verify --key "$WORK/gw-$i/audit-public.pem" "$WORK/archive/gw-$i/audit.jsonl" >/dev/null \
+    "$BIN" verify --key "$WORK/gw-$i/audit-public.pem" "$WORK/archive/p0/gw-$i/audit.jsonl" >/dev/null \
         && echo "gw-$i: archive INTACT" || { echo "gw-$i: archive NOT intact"; STATUS=1; }
-    cmp -s "$WORK/archive/gw-$i/audit.jsonl" "$WORK/gw-$i/audit.jsonl" \
+    cmp -s "$WORK/archive/p0/gw-$i/audit.jsonl" "$WORK/gw-$i/audit.jsonl" \
         && echo "gw-$i: exactly once, in order (archive == local log)" \
         || { echo "gw-$i: archive differs from the local log"; STATUS=1; }
 done

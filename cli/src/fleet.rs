@@ -1,11 +1,16 @@
 //! `auditring ship` (a sidecar shipping a gateway's log to NATS JetStream)
 //! and `auditring collect` (the central collector and its report).
+//!
+//! Both run as daemons: SIGTERM or SIGINT makes them stop cleanly (a
+//! second one ends the process at once, with status 128 + the signal).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use auditring::PublicKey;
-use auditring_nats::{Collector, CollectorConfig, Shipper, ShipperConfig};
+use auditring_nats::{Collector, CollectorConfig, GatewayId, Shipper, ShipperConfig};
 use clap::Args;
 
 /// Options of `auditring ship`.
@@ -14,11 +19,12 @@ pub(crate) struct ShipOptions {
     /// The NATS server(s), e.g. nats://127.0.0.1:4222.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     url: String,
-    /// This gateway's name (letters, digits, '-', '_').
+    /// This gateway's name (letters, digits, '-', '_'), unique within its
+    /// partition.
     #[arg(long)]
     gateway: String,
-    /// The subject's partition: audit.<partition>.<gateway>.
-    #[arg(long, default_value = "p0")]
+    /// The gateway's partition (the subject is audit.<partition>.<gateway>).
+    #[arg(long, default_value = auditring_nats::DEFAULT_PARTITION)]
     partition: String,
     /// The cursor file (default: LOG.ship-cursor).
     #[arg(long)]
@@ -48,14 +54,21 @@ pub(crate) struct ShipOptions {
     /// batch of it is acknowledged.
     #[arg(long)]
     until_closed: bool,
+    /// Seconds to go on shipping what the log holds once asked to stop
+    /// (SIGTERM, SIGINT); what is left is shipped on the next start.
+    #[arg(long, default_value_t = 10)]
+    stop_timeout_s: u64,
     /// The log's active file.
     log: PathBuf,
 }
 
-/// `auditring ship`: runs until killed (the cursor is saved every 100 ms
-/// and the server drops what is sent twice, so a kill loses nothing), or
-/// with `--until-closed` until the closed log is shipped.
+/// `auditring ship`: runs until SIGTERM or SIGINT, which stop the shipper
+/// (it ships for at most `--stop-timeout-s` more, then saves its cursor)
+/// and print the final report line; or with `--until-closed` until the
+/// closed log is shipped. A kill loses nothing either (the cursor is saved
+/// every 100 ms and the server drops what is sent twice).
 pub(crate) fn ship(o: &ShipOptions) -> Result<u8, String> {
+    let stop = stop_on_signals()?;
     let mut config = ShipperConfig::new(&o.url, &o.log, &o.gateway)
         .partition(&o.partition)
         .window(o.window)
@@ -67,27 +80,29 @@ pub(crate) fn ship(o: &ShipOptions) -> Result<u8, String> {
     }
     config.stream = config.stream.replicas(o.replicas);
     config.core = o.core;
+    config.stop_timeout = Duration::from_secs(o.stop_timeout_s);
+    let id = config.id();
     let shipper = Shipper::spawn(config).map_err(|e| e.to_string())?;
     let mut last_report = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        if shipper.is_finished() {
+        if shipper.is_finished() || stop.load(Ordering::Relaxed) {
             break;
         }
         if o.report_s > 0 && last_report.elapsed() >= Duration::from_secs(o.report_s) {
             last_report = Instant::now();
-            report_line(&o.gateway, &shipper.metrics());
+            report_line(&id, &shipper.metrics());
         }
         if o.until_closed && closed_and_shipped(&o.log, &shipper) {
             break;
         }
     }
     let m = shipper.stop().map_err(|e| e.to_string())?;
-    report_line(&o.gateway, &m);
+    report_line(&id, &m);
     Ok(if m.server_behind > 0 { 1 } else { 0 })
 }
 
-fn report_line(gateway: &str, m: &auditring_nats::ShipMetrics) {
+fn report_line(gateway: &GatewayId, m: &auditring_nats::ShipMetrics) {
     eprintln!(
         "ship gateway={gateway} acked={}:{} batches={} events={} retries={} duplicates={} skipped={} lag_bytes={} lag_s={:.1} ack_p50_us={} ack_p99_us={} server_behind={} disk_alert={}",
         m.acked_stream,
@@ -126,18 +141,21 @@ pub(crate) struct CollectOptions {
     /// The NATS server(s).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     url: String,
-    /// The archive directory: one folder per gateway, each with audit.jsonl
-    /// (an ordinary log file: `auditring verify` checks it), checkpoint.json
-    /// and the collector's state.
+    /// The archive directory: one folder per gateway,
+    /// ARCHIVE/PARTITION/GATEWAY/, each with audit.jsonl (an ordinary log
+    /// file: `auditring verify` checks it), checkpoint.json and the
+    /// collector's state.
     #[arg(long)]
     archive: PathBuf,
     /// A public key trusted for gateways without a key of their own.
     #[arg(long = "key")]
     keys: Vec<PathBuf>,
-    /// An expected gateway, NAME or NAME=PUBLIC_KEY_FILE (its only key).
+    /// An expected gateway, PARTITION/NAME or PARTITION/NAME=PUBLIC_KEY_FILE
+    /// (its only key); a NAME without PARTITION/ is in partition p0.
     #[arg(long = "gateway")]
     gateways: Vec<String>,
-    /// A registry of expected gateways: one `NAME [PUBLIC_KEY_FILE]` a line.
+    /// A registry of expected gateways: one `PARTITION/NAME [PUBLIC_KEY_FILE]`
+    /// a line (NAME alone: partition p0); `#` starts a comment line.
     #[arg(long)]
     registry: Option<PathBuf>,
     /// Subjects to pull: audit.> (all), or one partition audit.<p>.>.
@@ -160,8 +178,11 @@ pub(crate) struct CollectOptions {
     json: bool,
 }
 
-/// `auditring collect`. Exit status: 0, or 1 when a gateway is tampered.
+/// `auditring collect`, until `--until-idle-s` or SIGTERM or SIGINT (the
+/// poll under way is finished first), then the final report. Exit status:
+/// 0, or 1 when a gateway is tampered.
 pub(crate) fn collect(o: &CollectOptions) -> Result<u8, String> {
+    let stop = stop_on_signals()?;
     let mut config = CollectorConfig::new(&o.url, &o.archive).durable(&o.durable);
     config.filter = o.filter.clone();
     config.silent_after = Duration::from_secs(o.silent_after_s);
@@ -179,9 +200,14 @@ pub(crate) fn collect(o: &CollectOptions) -> Result<u8, String> {
         );
     }
     for e in entries {
-        config = match e.split_once('=') {
-            Some((name, path)) => config.trust(name, key(Path::new(path))?),
-            None => config.expect_gateway(e),
+        let (id, path) = match e.split_once('=') {
+            Some((id, path)) => (id, Some(path)),
+            None => (e.as_str(), None),
+        };
+        let id: GatewayId = id.parse()?;
+        config = match path {
+            Some(path) => config.trust(id, key(Path::new(path))?),
+            None => config.expect_gateway(id),
         };
     }
     let mut collector = Collector::open(config).map_err(|e| e.to_string())?;
@@ -199,6 +225,9 @@ pub(crate) fn collect(o: &CollectOptions) -> Result<u8, String> {
             print_report(&collector, o.json);
         }
         if o.until_idle_s > 0 && last_message.elapsed() >= Duration::from_secs(o.until_idle_s) {
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
             break;
         }
     }
@@ -219,6 +248,20 @@ fn print_report(collector: &Collector, json: bool) {
             println!("{}", crate::terminal_safe::escape(line));
         }
     }
+}
+
+/// A flag set by the first SIGTERM or SIGINT; a second one ends the
+/// process at once, with status 128 + the signal.
+fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT] {
+        // The shutdown goes first: it acts only once the flag is set.
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| format!("cannot handle signal {signal}: {e}"))?;
+    }
+    Ok(stop)
 }
 
 fn key(path: &Path) -> Result<PublicKey, String> {

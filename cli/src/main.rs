@@ -163,12 +163,15 @@ enum Command {
     },
     /// Ship a gateway's log to NATS JetStream (a sidecar): every sealed
     /// batch, once, in order, at a lower priority than the gateway.
+    /// SIGTERM or SIGINT stops it cleanly: the cursor saved, the final
+    /// report line printed.
     ///
     /// Exit status: 0, 1 if the server was found behind the cursor, 2
     /// usage or I/O error.
     Ship(fleet::ShipOptions),
     /// Collect every gateway's batches from NATS JetStream: verify each
-    /// chain, archive it, checkpoint it, and report per gateway.
+    /// chain, archive it, checkpoint it, and report per gateway. SIGTERM or
+    /// SIGINT ends it after the poll under way, with the final report.
     ///
     /// Exit status: 0, 1 if a gateway is tampered, 2 usage or I/O error.
     Collect(fleet::CollectOptions),

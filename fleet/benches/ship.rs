@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use auditring::sink::FileSink;
 use auditring::{AuditPayload, FullPolicy, Runtime, RuntimeGuard, SigningKey};
-use auditring_nats::{Collector, CollectorConfig, Shipper, ShipperConfig};
+use auditring_nats::{Collector, CollectorConfig, GatewayId, Shipper, ShipperConfig};
 
 fn quick() -> bool {
     std::env::var_os("AUDITRING_BENCH_QUICK").is_some()
@@ -129,7 +129,7 @@ fn collect(url: &str, dir: &std::path::Path, gateways: &[(String, SigningKey)], 
     let mut config = CollectorConfig::new(url, dir.join("archive")).durable("bench");
     config.filter = "audit.b4.>".into();
     for (name, key) in gateways {
-        config = config.trust(name, key.public_key());
+        config = config.trust(GatewayId::new("b4", name), key.public_key());
     }
     let mut c = Collector::open(config).unwrap();
     let total = events * gateways.len() as u64;
@@ -140,7 +140,7 @@ fn collect(url: &str, dir: &std::path::Path, gateways: &[(String, SigningKey)], 
         let r = c.report();
         let done: u64 = gateways
             .iter()
-            .filter_map(|(n, _)| r.gateway(n))
+            .filter_map(|(n, _)| r.gateway("b4", n))
             .map(|g| g.events)
             .sum();
         if done >= total {

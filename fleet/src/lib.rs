@@ -19,6 +19,10 @@
 //! acknowledges, and reports per gateway: verified head, lag, missing
 //! seals, silence and tampering.
 //!
+//! A gateway is identified by its partition and its name together
+//! ([`GatewayId`]): two gateways of the same name in two partitions are two
+//! chains, with two archives and two watermarks.
+//!
 //! The async runtime (tokio, for `async-nats`) is private to this crate:
 //! each shipper and collector runs its own on its own thread, and the
 //! core library stays free of any.
@@ -27,19 +31,18 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use auditring_nats::{Collector, CollectorConfig, Shipper, ShipperConfig};
+//! use auditring_nats::{Collector, CollectorConfig, GatewayId, Shipper, ShipperConfig};
 //!
 //! // On each gateway, beside the runtime that writes /var/log/audit.jsonl:
-//! let shipper = Shipper::spawn(ShipperConfig::new(
-//!     "nats://127.0.0.1:4222",
-//!     "/var/log/audit.jsonl",
-//!     "gw-1",
-//! ))?;
+//! let shipper = Shipper::spawn(
+//!     ShipperConfig::new("nats://127.0.0.1:4222", "/var/log/audit.jsonl", "gw-1").partition("eu"),
+//! )?;
 //!
 //! // Centrally:
 //! let key = auditring::PublicKey::from_file("gw-1-public.pem")?;
 //! let mut collector = Collector::open(
-//!     CollectorConfig::new("nats://127.0.0.1:4222", "/srv/audit-archive").trust("gw-1", key),
+//!     CollectorConfig::new("nats://127.0.0.1:4222", "/srv/audit-archive")
+//!         .trust(GatewayId::new("eu", "gw-1"), key),
 //! )?;
 //! collector.poll(Duration::from_secs(1))?;
 //! println!("{}", collector.report().to_json());
@@ -72,6 +75,90 @@ pub const HEADER_PARTS: &str = "Auditring-Parts";
 /// Header: the batch's seq range, `<first>-<last>` (`<next>-` when empty).
 pub const HEADER_SEQ: &str = "Auditring-Seq";
 
+/// The partition of a gateway that names none: the shipper's default, and
+/// what a plain `NAME` (without `PARTITION/`) means in a [`GatewayId`].
+pub const DEFAULT_PARTITION: &str = "p0";
+
+/// A gateway's identity in the fleet: its partition and its name.
+///
+/// Everything the fleet keeps per gateway is keyed by both: the subject
+/// (`audit.<partition>.<name>`), the liveness and watermark subjects, the
+/// collector's state, its archive (`<archive>/<partition>/<name>/`) and its
+/// report. Two gateways of the same name in two partitions are two
+/// gateways.
+///
+/// Written `PARTITION/NAME`; parsed from `PARTITION/NAME`, or from a plain
+/// `NAME` meaning [`DEFAULT_PARTITION`]. Both parts use only letters,
+/// digits, `-` and `_` (they are parts of NATS subjects and directory
+/// names).
+///
+/// # Examples
+///
+/// ```
+/// use auditring_nats::GatewayId;
+/// let id: GatewayId = "eu/gw-1".parse()?;
+/// assert_eq!(id, GatewayId::new("eu", "gw-1"));
+/// assert_eq!(id.to_string(), "eu/gw-1");
+/// assert_eq!("gw-1".parse::<GatewayId>()?, GatewayId::new("p0", "gw-1"));
+/// assert!("eu/gw.1".parse::<GatewayId>().is_err());
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GatewayId {
+    /// The partition.
+    pub partition: String,
+    /// The gateway's name within its partition.
+    pub name: String,
+}
+
+impl GatewayId {
+    /// The gateway `name` of `partition` (checked when it is used: by
+    /// [`Collector::open`], or [`check`](Self::check)).
+    pub fn new(partition: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            partition: partition.into(),
+            name: name.into(),
+        }
+    }
+
+    /// Whether both parts are usable in a subject.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the part that is not.
+    pub fn check(&self) -> Result<(), String> {
+        check_token("partition", &self.partition)?;
+        check_token("gateway", &self.name)
+    }
+
+    /// The subject of this gateway's batches.
+    pub fn subject(&self) -> String {
+        subject(&self.partition, &self.name)
+    }
+}
+
+impl std::fmt::Display for GatewayId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.partition, self.name)
+    }
+}
+
+impl std::str::FromStr for GatewayId {
+    type Err = String;
+
+    /// `PARTITION/NAME`, or `NAME` in [`DEFAULT_PARTITION`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        let id = match s.split_once('/') {
+            Some((partition, name)) => GatewayId::new(partition, name),
+            None => GatewayId::new(DEFAULT_PARTITION, s),
+        };
+        id.check().map_err(|e| {
+            format!("{e} (a gateway is PARTITION/NAME, or NAME in partition {DEFAULT_PARTITION})")
+        })?;
+        Ok(id)
+    }
+}
+
 /// The subject of a gateway's batches: `audit.<partition>.<gateway>`.
 ///
 /// # Examples
@@ -83,15 +170,28 @@ pub fn subject(partition: &str, gateway: &str) -> String {
     format!("audit.{partition}.{gateway}")
 }
 
-/// The subject of a gateway's liveness messages (core NATS, not stored).
+/// The gateway a subject `<prefix>.<partition>.<gateway>` names, if it is
+/// one.
+pub(crate) fn subject_gateway(subject: &str, prefix: &str) -> Option<GatewayId> {
+    let rest = subject.strip_prefix(prefix)?.strip_prefix('.')?;
+    let (partition, name) = rest.split_once('.')?;
+    let id = GatewayId::new(partition, name);
+    id.check().is_ok().then_some(id)
+}
+
+/// The subject of a gateway's liveness messages (core NATS, not stored):
+/// `auditring.heartbeat.<partition>.<gateway>`.
 ///
 /// # Examples
 ///
 /// ```
-/// assert_eq!(auditring_nats::heartbeat_subject("gw-1"), "auditring.heartbeat.gw-1");
+/// assert_eq!(
+///     auditring_nats::heartbeat_subject("p0", "gw-1"),
+///     "auditring.heartbeat.p0.gw-1"
+/// );
 /// ```
-pub fn heartbeat_subject(gateway: &str) -> String {
-    format!("auditring.heartbeat.{gateway}")
+pub fn heartbeat_subject(partition: &str, gateway: &str) -> String {
+    format!("auditring.heartbeat.{partition}.{gateway}")
 }
 
 /// The `Nats-Msg-Id` of a batch or one of its parts.
@@ -198,13 +298,27 @@ impl StreamSettings {
 }
 
 /// The stream where the collector publishes each gateway's verified
-/// watermark (its checkpoint line) on `auditring.watermark.<gateway>`,
-/// the last one per gateway kept; the shippers read it for retention.
+/// watermark (its checkpoint line) on
+/// `auditring.watermark.<partition>.<gateway>`, the last one per gateway
+/// kept; each shipper reads its own for retention.
 pub const WATERMARK_STREAM: &str = "AUDIT_WATERMARKS";
 
-/// The subject of a gateway's watermark.
-pub(crate) fn watermark_subject(gateway: &str) -> String {
-    format!("auditring.watermark.{gateway}")
+/// The subjects of the watermark stream.
+const WATERMARK_SUBJECTS: &str = "auditring.watermark.>";
+
+/// The subject of a gateway's watermark:
+/// `auditring.watermark.<partition>.<gateway>`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(
+///     auditring_nats::watermark_subject("p0", "gw-1"),
+///     "auditring.watermark.p0.gw-1"
+/// );
+/// ```
+pub fn watermark_subject(partition: &str, gateway: &str) -> String {
+    format!("auditring.watermark.{partition}.{gateway}")
 }
 
 /// Creates the stream (if missing); returns it.
@@ -223,14 +337,29 @@ pub(crate) async fn watermark_stream(
     replicas: usize,
 ) -> Result<async_nats::jetstream::stream::Stream, String> {
     use async_nats::jetstream::stream::{Config, StorageType};
-    js.get_or_create_stream(Config {
-        name: WATERMARK_STREAM.into(),
-        subjects: vec!["auditring.watermark.*".into()],
-        storage: StorageType::File,
-        num_replicas: replicas.max(1),
-        max_messages_per_subject: 1,
-        ..Config::default()
-    })
-    .await
-    .map_err(|e| format!("cannot create or open stream {WATERMARK_STREAM}: {e}"))
+    let subjects = vec![WATERMARK_SUBJECTS.to_owned()];
+    let stream = js
+        .get_or_create_stream(Config {
+            name: WATERMARK_STREAM.into(),
+            subjects: subjects.clone(),
+            storage: StorageType::File,
+            num_replicas: replicas.max(1),
+            max_messages_per_subject: 1,
+            ..Config::default()
+        })
+        .await
+        .map_err(|e| format!("cannot create or open stream {WATERMARK_STREAM}: {e}"))?;
+    if stream.cached_info().config.subjects == subjects {
+        return Ok(stream);
+    }
+    // A stream made when watermark subjects named the gateway alone
+    // (`auditring.watermark.*`) takes no partition's watermark.
+    let mut config = stream.cached_info().config.clone();
+    config.subjects = subjects;
+    js.update_stream(config)
+        .await
+        .map_err(|e| format!("cannot update the subjects of stream {WATERMARK_STREAM}: {e}"))?;
+    js.get_stream(WATERMARK_STREAM)
+        .await
+        .map_err(|e| format!("cannot open stream {WATERMARK_STREAM}: {e}"))
 }

@@ -411,6 +411,14 @@ fn take_batch(cur: &mut Current, sync: bool) -> io::Result<Option<Batch>> {
     Ok(None)
 }
 
+/// The seal on the last line of `bytes` (which end with a `\n`), if that
+/// line is one.
+pub(crate) fn last_line_seal(bytes: &[u8]) -> Option<Seal> {
+    let body = bytes.strip_suffix(b"\n")?;
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    Seal::parse_line(&body[start..]).ok().map(|(s, _)| s)
+}
+
 fn memchr_nl(b: &[u8]) -> Option<usize> {
     memchr::memchr(b'\n', b)
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use auditring::SigningKey;
 use auditring::verify::{Status, Verifier};
-use auditring_nats::{Collector, CollectorConfig, Shipper, ShipperConfig};
+use auditring_nats::{Collector, CollectorConfig, GatewayId, Shipper, ShipperConfig};
 use common::*;
 
 fn shipper(url: &str, log: &std::path::Path, gateway: &str, partition: &str) -> Shipper {
@@ -58,17 +58,17 @@ fn collector(
         CollectorConfig::new(url, dir.join("archive")).durable(format!("c-{partition}"));
     config.filter = format!("audit.{partition}.>");
     for (gw, key) in keys {
-        config = config.trust(*gw, key.public_key());
+        config = config.trust(GatewayId::new(partition, *gw), key.public_key());
     }
     Collector::open(config).unwrap()
 }
 
-/// Polls until the collector archived `batches` batches of `gateway`.
-fn collect_all(c: &mut Collector, gateway: &str, batches: usize) {
+/// Polls until the collector archived `batches` batches of the gateway.
+fn collect_all(c: &mut Collector, partition: &str, gateway: &str, batches: usize) {
     eventually("the collector has every batch", || {
         c.poll(Duration::from_millis(200)).unwrap();
         c.report()
-            .gateway(gateway)
+            .gateway(partition, gateway)
             .is_some_and(|g| g.batches as usize >= batches)
     });
 }
@@ -77,12 +77,16 @@ fn collect_all(c: &mut Collector, gateway: &str, batches: usize) {
 fn assert_archive_is_the_log(
     c: &mut Collector,
     dir: &std::path::Path,
-    gateway: &str,
+    (partition, gateway): (&str, &str),
     log: &std::path::Path,
     key: &SigningKey,
 ) {
     c.sync().unwrap();
-    let archive = dir.join("archive").join(gateway).join("audit.jsonl");
+    let archive = dir
+        .join("archive")
+        .join(partition)
+        .join(gateway)
+        .join("audit.jsonl");
     let archived = std::fs::read(&archive).unwrap();
     assert!(
         archived == local_bytes(log),
@@ -125,11 +129,11 @@ fn exactly_once_and_in_order_across_a_server_kill() {
         "every batch stored exactly once"
     );
     let mut c = collector(&server.url(), &dir, "kill", &[("gw-kill", &key)]);
-    collect_all(&mut c, "gw-kill", batches);
-    let g = c.report().gateway("gw-kill").unwrap().clone();
+    collect_all(&mut c, "kill", "gw-kill", batches);
+    let g = c.report().gateway("kill", "gw-kill").unwrap().clone();
     assert_eq!(g.status, "ok", "{g:?}");
     assert_eq!(g.events, 2 * n);
-    assert_archive_is_the_log(&mut c, &dir, "gw-kill", &log, &key);
+    assert_archive_is_the_log(&mut c, &dir, ("kill", "gw-kill"), &log, &key);
 }
 
 /// Not a test of its own: the shipper process that
@@ -201,9 +205,9 @@ fn a_shipper_killed_with_a_stale_cursor_skips_what_is_stored() {
         "stored exactly once"
     );
     let mut c = collector(&server.url(), &dir, &p, &[("gw-stale", &key)]);
-    collect_all(&mut c, "gw-stale", batches);
-    assert_eq!(c.report().gateway("gw-stale").unwrap().status, "ok");
-    assert_archive_is_the_log(&mut c, &dir, "gw-stale", &log, &key);
+    collect_all(&mut c, &p, "gw-stale", batches);
+    assert_eq!(c.report().gateway(&p, "gw-stale").unwrap().status, "ok");
+    assert_archive_is_the_log(&mut c, &dir, (&p, "gw-stale"), &log, &key);
 }
 
 #[test]
@@ -257,10 +261,10 @@ fn a_batch_larger_than_the_maximum_payload_ships_in_parts() {
     let batches = local_batches(&log).len();
     assert!(stored_messages(&server.url(), "audit.parts.gw-parts") > batches as u64 * 2);
     let mut c = collector(&server.url(), &dir, "parts", &[("gw-parts", &key)]);
-    collect_all(&mut c, "gw-parts", batches);
-    let g = c.report().gateway("gw-parts").unwrap().clone();
+    collect_all(&mut c, "parts", "gw-parts", batches);
+    let g = c.report().gateway("parts", "gw-parts").unwrap().clone();
     assert_eq!((g.status.as_str(), g.events), ("ok", 3_000), "{g:?}");
-    assert_archive_is_the_log(&mut c, &dir, "gw-parts", &log, &key);
+    assert_archive_is_the_log(&mut c, &dir, ("parts", "gw-parts"), &log, &key);
 }
 
 #[test]
@@ -278,34 +282,34 @@ fn a_gateway_that_stops_shipping_is_reported_silent() {
     let mut config = CollectorConfig::new(server.url(), dir.join("archive"))
         .durable(format!("c-{p}"))
         .trust_any(key.public_key())
-        .expect_gateway("gw-a")
-        .expect_gateway("gw-b")
-        .expect_gateway("gw-never")
+        .expect_gateway(GatewayId::new(&p, "gw-a"))
+        .expect_gateway(GatewayId::new(&p, "gw-b"))
+        .expect_gateway(GatewayId::new(&p, "gw-never"))
         .silent_after(Duration::from_secs(3));
     config.filter = format!("audit.{p}.>");
     let mut c = Collector::open(config).unwrap();
     eventually("both gateways ok", || {
         c.poll(Duration::from_millis(200)).unwrap();
         let r = c.report();
-        r.gateway("gw-a").is_some_and(|g| g.status == "ok")
-            && r.gateway("gw-b").is_some_and(|g| g.status == "ok")
+        r.gateway(&p, "gw-a").is_some_and(|g| g.status == "ok")
+            && r.gateway(&p, "gw-b").is_some_and(|g| g.status == "ok")
     });
     // gw-a stops shipping; gw-b stays idle but alive (heartbeat seals).
     ship_a.stop().unwrap();
     eventually("gw-a silent", || {
         c.poll(Duration::from_millis(200)).unwrap();
         c.report()
-            .gateway("gw-a")
+            .gateway(&p, "gw-a")
             .is_some_and(|g| g.silent && g.status == "silent")
     });
     let r = c.report();
-    let b = r.gateway("gw-b").unwrap();
+    let b = r.gateway(&p, "gw-b").unwrap();
     assert_eq!(
         b.status, "ok",
         "an idle gateway with heartbeat seals is not silent: {b:?}"
     );
     assert!(b.lag_seconds.unwrap() < 30.0, "{b:?}");
-    assert_eq!(r.gateway("gw-never").unwrap().status, "never_seen");
+    assert_eq!(r.gateway(&p, "gw-never").unwrap().status, "never_seen");
     assert!(!r.any_tampered());
     drop(ship_b);
     drop((rt_a, rt_b));
@@ -328,8 +332,8 @@ fn deleting_a_trailing_run_after_shipping_is_truncated() {
     ship.stop().unwrap();
     let mut c = collector(&server.url(), &dir, &p, &[("gw-t", &key)]);
     let batches = local_batches(&log);
-    collect_all(&mut c, "gw-t", batches.len());
-    assert_eq!(c.report().gateway("gw-t").unwrap().status, "ok");
+    collect_all(&mut c, &p, "gw-t", batches.len());
+    assert_eq!(c.report().gateway(&p, "gw-t").unwrap().status, "ok");
     // The attacker cuts the second run and the gateway goes on.
     let first_close = batches
         .iter()
@@ -350,10 +354,10 @@ fn deleting_a_trailing_run_after_shipping_is_truncated() {
     assert!(m.server_behind > 0, "the shipper raises the alarm: {m:?}");
     eventually("the collector reports the truncation", || {
         c.poll(Duration::from_millis(200)).unwrap();
-        c.report().gateway("gw-t").is_some_and(|g| g.truncated)
+        c.report().gateway(&p, "gw-t").is_some_and(|g| g.truncated)
     });
     let r = c.report();
-    let g = r.gateway("gw-t").unwrap();
+    let g = r.gateway(&p, "gw-t").unwrap();
     assert_eq!(g.status, "tampered");
     assert!(
         g.tampering.iter().any(|t| t.starts_with("truncated")),
@@ -398,9 +402,9 @@ fn tampering_with_a_stored_message_is_detected() {
                 .unwrap();
         }
     });
-    collect_all(&mut c, "gw-x", batches.len());
+    collect_all(&mut c, &p, "gw-x", batches.len());
     let r = c.report();
-    let g = r.gateway("gw-x").unwrap();
+    let g = r.gateway(&p, "gw-x").unwrap();
     assert_eq!(g.status, "tampered", "{g:?}");
     assert!(
         g.tampering.iter().any(|t| t.starts_with("modified")),
@@ -449,7 +453,7 @@ fn retention_deletes_only_below_the_verified_watermark() {
     assert_eq!(ship.metrics().deleted_files, 0);
     let mut c = collector(&server.url(), &dir, &p, &[("gw-r", &key)]);
     let batches = local_batches(&log).len();
-    collect_all(&mut c, "gw-r", batches);
+    collect_all(&mut c, &p, "gw-r", batches);
     c.sync().unwrap();
     eventually("rotated files below the watermark deleted", || {
         ship.metrics().deleted_files > 0
@@ -465,13 +469,237 @@ fn retention_deletes_only_below_the_verified_watermark() {
     eventually("the collector has the rest", || {
         c.poll(Duration::from_millis(200)).unwrap();
         c.report()
-            .gateway("gw-r")
+            .gateway(&p, "gw-r")
             .is_some_and(|g| g.events >= 6_000)
     });
     c.sync().unwrap();
-    let g = c.report().gateway("gw-r").unwrap().clone();
+    let g = c.report().gateway(&p, "gw-r").unwrap().clone();
     assert_eq!(g.status, "ok", "{g:?}");
     let archived = std::fs::read(&g.archive).unwrap();
     let report = Verifier::new([key.public_key()]).verify_bytes(&archived);
     assert_eq!(report.status(), Status::Intact, "{report:?}");
+}
+
+/// The last watermark the collector published for a gateway.
+fn watermark(url: &str, partition: &str, gateway: &str) -> Option<auditring::Checkpoint> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream(auditring_nats::WATERMARK_STREAM).await.ok()?;
+        let subject = auditring_nats::watermark_subject(partition, gateway);
+        let m = stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .ok()?;
+        Some(auditring::Checkpoint::from_json(std::str::from_utf8(&m.payload).unwrap()).unwrap())
+    })
+}
+
+/// Waits for `n` liveness messages on `subject` sent after this call: the
+/// last one ends a housekeeping round (watermark read, retention) that
+/// started after the call.
+fn wait_heartbeats(url: &str, subject: &str, n: usize) {
+    use futures_util::StreamExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(url).await.unwrap();
+        let mut sub = client.subscribe(subject.to_owned()).await.unwrap();
+        client.flush().await.unwrap();
+        for _ in 0..n {
+            tokio::time::timeout(DEADLINE, sub.next())
+                .await
+                .expect("a liveness message within the deadline")
+                .expect("the subscription is open");
+        }
+    });
+}
+
+fn rotated_files(log: &std::path::Path) -> usize {
+    local_files(log) - 1
+}
+
+fn local_files(log: &std::path::Path) -> usize {
+    auditring::verify::log_files(log).unwrap().len()
+}
+
+#[test]
+fn two_gateways_of_the_same_name_in_two_partitions_are_two_gateways() {
+    // Its own server: the collector pulls every partition.
+    let server = Server::start("twins");
+    let url = server.url();
+    let dir = scratch("twins");
+    let name = "gw-twin";
+    let (east_key, west_key) = (SigningKey::generate(), SigningKey::generate());
+    std::fs::create_dir_all(dir.join("east")).unwrap();
+    std::fs::create_dir_all(dir.join("west")).unwrap();
+    let (east_log, west_log) = (
+        dir.join("east").join("audit.jsonl"),
+        dir.join("west").join("audit.jsonl"),
+    );
+    // West writes more than east: its watermark is past every seq of east's
+    // log, so it would cover east's files were it taken for east's.
+    for (key, log, events) in [(&east_key, &east_log, 2_000), (&west_key, &west_log, 4_000)] {
+        let rt = runtime(key, log, Some(64 << 10));
+        assert_eq!(record(&rt, events, 4_000), 0);
+        rt.shutdown().unwrap();
+    }
+    let (east_rotated, west_rotated) = (rotated_files(&east_log), rotated_files(&west_log));
+    assert!(east_rotated >= 2, "east's log should rotate");
+    assert!(west_rotated >= 2, "west's log should rotate");
+    let (east_bytes, west_bytes) = (local_bytes(&east_log), local_bytes(&west_log));
+    let retaining = |log: &std::path::Path, partition: &str| {
+        Shipper::spawn(
+            ShipperConfig::new(&url, log, name)
+                .partition(partition)
+                .heartbeat_interval(Duration::from_millis(200))
+                .retention(true),
+        )
+        .unwrap()
+    };
+    let config = CollectorConfig::new(&url, dir.join("archive"))
+        .trust(GatewayId::new("east", name), east_key.public_key())
+        .trust(GatewayId::new("west", name), west_key.public_key());
+    let mut c = Collector::open(config).unwrap();
+
+    // West first: shipped, verified, its watermark published.
+    let west = retaining(&west_log, "west");
+    wait_shipped(&west, &west_log);
+    collect_all(&mut c, "west", name, local_batches(&west_log).len());
+    c.sync().unwrap();
+    let west_mark = watermark(&url, "west", name).expect("west's watermark");
+    assert!(west_mark.key_id == west_key.public_key().key_id());
+    assert!(west_mark.next_seq > 2_000, "{}", west_mark.to_json());
+    assert!(watermark(&url, "east", name).is_none());
+
+    // East, with retention on, ships everything and keeps checking its
+    // watermark: there is none of east's yet, and west's is not east's.
+    let east = retaining(&east_log, "east");
+    wait_shipped(&east, &east_log);
+    wait_heartbeats(&url, &auditring_nats::heartbeat_subject("east", name), 3);
+    assert_eq!(east.metrics().deleted_files, 0, "{:?}", east.metrics());
+    assert_eq!(rotated_files(&east_log), east_rotated);
+
+    // Now the collector verifies east too: two gateways, two archives.
+    collect_all(&mut c, "east", name, local_batches(&east_log).len());
+    c.sync().unwrap();
+    let report = c.report();
+    let (e, w) = (
+        report.gateway("east", name).unwrap(),
+        report.gateway("west", name).unwrap(),
+    );
+    assert_eq!((e.status.as_str(), e.events), ("ok", 2_000), "{e:?}");
+    assert_eq!((w.status.as_str(), w.events), ("ok", 4_000), "{w:?}");
+    assert!(e.expected && w.expected);
+    let archive = dir.join("archive");
+    assert_eq!(
+        e.archive,
+        archive.join("east").join(name).join("audit.jsonl")
+    );
+    assert_eq!(
+        w.archive,
+        archive.join("west").join(name).join("audit.jsonl")
+    );
+    let text = report.to_string();
+    assert!(text.contains(&format!("east/{name} ")), "{text}");
+    assert!(text.contains(&format!("west/{name} ")), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let ids: Vec<(String, String)> = json["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["partition"].as_str().unwrap().into(),
+                g["gateway"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [("east".into(), name.into()), ("west".into(), name.into())]
+    );
+    for (g, bytes, key, other) in [
+        (e, &east_bytes, &east_key, &west_key),
+        (w, &west_bytes, &west_key, &east_key),
+    ] {
+        let archived = std::fs::read(&g.archive).unwrap();
+        assert!(
+            &archived == bytes,
+            "{}: the archive differs from its log",
+            g.archive.display()
+        );
+        let report = Verifier::new([key.public_key()]).verify_bytes(&archived);
+        assert_eq!(report.status(), Status::Intact, "{report:?}");
+        let report = Verifier::new([other.public_key()]).verify_bytes(&archived);
+        assert_ne!(report.status(), Status::Intact, "one chain, one key");
+    }
+    let east_mark = watermark(&url, "east", name).expect("east's watermark");
+    assert!(east_mark.key_id == east_key.public_key().key_id());
+    assert!(watermark(&url, "west", name).unwrap().key_id == west_key.public_key().key_id());
+
+    // Each shipper deletes its own files below its own watermark, and what
+    // each keeps is the end of its archived chain.
+    eventually("both spools trimmed below their watermarks", || {
+        east.metrics().deleted_files > 0 && west.metrics().deleted_files > 0
+    });
+    let (east_m, west_m) = (east.stop().unwrap(), west.stop().unwrap());
+    for (log, bytes, m, rotated) in [
+        (&east_log, &east_bytes, &east_m, east_rotated),
+        (&west_log, &west_bytes, &west_m, west_rotated),
+    ] {
+        assert!(log.exists(), "the active file is never deleted");
+        assert_eq!(rotated_files(log) as u64 + m.deleted_files, rotated as u64);
+        let kept = local_bytes(log);
+        assert!(
+            !kept.is_empty() && bytes.ends_with(&kept),
+            "{}",
+            log.display()
+        );
+    }
+}
+
+#[test]
+fn a_watermark_stream_made_for_gateway_names_alone_is_updated() {
+    // Its own server: the stream is made the old way before anyone else.
+    let server = Server::start("oldmarks");
+    let dir = scratch("oldmarks");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let subjects = || {
+        rt.block_on(async {
+            let client = async_nats::connect(server.url()).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let mut stream = js
+                .get_stream(auditring_nats::WATERMARK_STREAM)
+                .await
+                .unwrap();
+            stream.info().await.unwrap().config.subjects.clone()
+        })
+    };
+    rt.block_on(async {
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: auditring_nats::WATERMARK_STREAM.into(),
+            subjects: vec!["auditring.watermark.*".into()],
+            max_messages_per_subject: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    assert_eq!(subjects(), ["auditring.watermark.*"]);
+    let key = SigningKey::generate();
+    let c = collector(&server.url(), &dir, "p", &[("gw", &key)]);
+    assert_eq!(subjects(), ["auditring.watermark.>"]);
+    drop(c);
 }

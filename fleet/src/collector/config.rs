@@ -1,14 +1,12 @@
-//! A collector's settings, its errors and its reports.
+//! A collector's settings and its errors.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::{GatewayId, StreamSettings};
 use auditring::PublicKey;
-use serde::Serialize;
-
-use crate::StreamSettings;
 
 /// Configures a [`Collector`](crate::Collector).
 ///
@@ -24,18 +22,21 @@ use crate::StreamSettings;
 /// # Examples
 ///
 /// ```
-/// use auditring_nats::CollectorConfig;
+/// use auditring_nats::{CollectorConfig, GatewayId};
 /// let key = auditring::SigningKey::generate().public_key();
 /// let config = CollectorConfig::new("nats://127.0.0.1:4222", "archive")
-///     .trust("gw-1", key)
-///     .expect_gateway("gw-2");
-/// assert_eq!(config.gateways.len(), 2);
+///     .trust(GatewayId::new("eu", "gw-1"), key)
+///     .expect_gateway("us/gw-1".parse()?)
+///     .expect_gateway("gw-2".parse()?); // partition p0
+/// assert_eq!(config.gateways.len(), 3);
+/// # Ok::<(), String>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct CollectorConfig {
     /// Server URL(s).
     pub url: String,
-    /// The archive directory: one folder per gateway.
+    /// The archive directory: `<archive>/<partition>/<gateway>/` per
+    /// gateway.
     pub archive: PathBuf,
     /// Subjects pulled.
     pub filter: String,
@@ -44,7 +45,7 @@ pub struct CollectorConfig {
     /// Keys trusted for any gateway without a key of its own.
     pub keys: Vec<PublicKey>,
     /// The registry of expected gateways, with their keys when known.
-    pub gateways: BTreeMap<String, Option<PublicKey>>,
+    pub gateways: BTreeMap<GatewayId, Option<PublicKey>>,
     /// Silence deadline.
     pub silent_after: Duration,
     /// Byte cap of one pull.
@@ -76,8 +77,8 @@ impl CollectorConfig {
     }
 
     /// Expects `gateway`, whose seals `key` signs (and no other key).
-    pub fn trust(mut self, gateway: impl Into<String>, key: PublicKey) -> Self {
-        self.gateways.insert(gateway.into(), Some(key));
+    pub fn trust(mut self, gateway: GatewayId, key: PublicKey) -> Self {
+        self.gateways.insert(gateway, Some(key));
         self
     }
 
@@ -88,8 +89,8 @@ impl CollectorConfig {
     }
 
     /// Expects `gateway` (its key among the shared ones).
-    pub fn expect_gateway(mut self, gateway: impl Into<String>) -> Self {
-        self.gateways.entry(gateway.into()).or_insert(None);
+    pub fn expect_gateway(mut self, gateway: GatewayId) -> Self {
+        self.gateways.entry(gateway).or_insert(None);
         self
     }
 
@@ -140,91 +141,5 @@ impl std::error::Error for CollectorError {
 impl From<io::Error> for CollectorError {
     fn from(e: io::Error) -> Self {
         CollectorError::Io(e)
-    }
-}
-
-/// One gateway in the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct GatewayReport {
-    /// The gateway's name.
-    pub gateway: String,
-    /// Listed in the registry.
-    pub expected: bool,
-    /// `ok`, `tampered`, `silent`, `stalled` (alive, no batches), or
-    /// `never_seen`.
-    pub status: String,
-    /// The last verified seal, as a checkpoint line.
-    pub verified_head: Option<String>,
-    /// Batches archived.
-    pub batches: u64,
-    /// Events archived.
-    pub events: u64,
-    /// Duplicate messages dropped.
-    pub duplicates: u64,
-    /// Seconds since the newest seal was made (its `ts`).
-    pub lag_seconds: Option<f64>,
-    /// Seconds since the last batch arrived.
-    pub last_batch_seconds_ago: Option<f64>,
-    /// No batch within the silence deadline.
-    pub silent: bool,
-    /// Seal indices found missing.
-    pub missing_seals: u64,
-    /// Tamper findings, `kind: detail`.
-    pub tampering: Vec<String>,
-    /// The gateway's local log lost a run the collector had verified.
-    pub truncated: bool,
-    /// The shipper's last liveness message.
-    pub heartbeat: Option<serde_json::Value>,
-    /// The archive: an ordinary log file.
-    pub archive: PathBuf,
-}
-
-/// The fleet report.
-#[derive(Clone, Debug, Serialize)]
-pub struct FleetReport {
-    /// Per gateway, by name.
-    pub gateways: Vec<GatewayReport>,
-}
-
-impl FleetReport {
-    /// As one JSON object.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Whether any gateway is tampered.
-    pub fn any_tampered(&self) -> bool {
-        self.gateways.iter().any(|g| g.status == "tampered")
-    }
-
-    /// The gateway named `name`.
-    pub fn gateway(&self, name: &str) -> Option<&GatewayReport> {
-        self.gateways.iter().find(|g| g.gateway == name)
-    }
-}
-
-impl std::fmt::Display for FleetReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for g in &self.gateways {
-            write!(
-                f,
-                "{:<20} {:<10} batches={} events={} dup={} missing_seals={} lag_s={}",
-                g.gateway,
-                g.status,
-                g.batches,
-                g.events,
-                g.duplicates,
-                g.missing_seals,
-                g.lag_seconds.map_or("-".into(), |l| format!("{l:.1}")),
-            )?;
-            if let Some(h) = &g.verified_head {
-                write!(f, " head={h}")?;
-            }
-            writeln!(f)?;
-            for t in &g.tampering {
-                writeln!(f, "    TAMPER {t}")?;
-            }
-        }
-        Ok(())
     }
 }

@@ -34,6 +34,7 @@ use crate::StreamSettings;
 ///     .window(1)
 ///     .catch_up_bytes_per_s(Some(64 << 20));
 /// assert_eq!(config.subject(), "audit.eu.gw-1");
+/// assert_eq!(config.id().to_string(), "eu/gw-1");
 /// ```
 #[derive(Clone, Debug)]
 pub struct ShipperConfig {
@@ -85,7 +86,7 @@ impl ShipperConfig {
             url: url.into(),
             log,
             gateway: gateway.into(),
-            partition: "p0".into(),
+            partition: crate::DEFAULT_PARTITION.into(),
             cursor: PathBuf::from(cursor),
             window: 1,
             ack_timeout: Duration::from_secs(2),
@@ -142,6 +143,11 @@ impl ShipperConfig {
     /// The subject the batches go to.
     pub fn subject(&self) -> String {
         crate::subject(&self.partition, &self.gateway)
+    }
+
+    /// The gateway's identity in the fleet: its partition and its name.
+    pub fn id(&self) -> crate::GatewayId {
+        crate::GatewayId::new(&self.partition, &self.gateway)
     }
 }
 
