@@ -10,15 +10,78 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use auditring::PublicKey;
-use auditring_nats::{Collector, CollectorConfig, GatewayId, Shipper, ShipperConfig};
+use auditring_nats::{
+    Collector, CollectorConfig, GatewayId, NatsConnection, Shipper, ShipperConfig,
+};
 use clap::Args;
+
+/// How `ship` and `collect` authenticate to NATS and whom they trust.
+/// Secrets are read from files, never from the command line.
+#[derive(Args)]
+pub(crate) struct NatsOptions {
+    /// A NATS .creds file (user JWT and NKey seed).
+    #[arg(long, value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
+    /// A file holding a NATS NKey user seed (SU...).
+    #[arg(long, value_name = "FILE")]
+    nats_nkey: Option<PathBuf>,
+    /// A NATS user name (with --nats-password-file).
+    #[arg(long, value_name = "NAME", requires = "nats_password_file")]
+    nats_user: Option<String>,
+    /// A file holding the NATS user's password.
+    #[arg(long, value_name = "FILE", requires = "nats_user")]
+    nats_password_file: Option<PathBuf>,
+    /// A file holding a NATS token.
+    #[arg(long, value_name = "FILE")]
+    nats_token_file: Option<PathBuf>,
+    /// CA certificates (PEM) that sign the server's certificate; TLS
+    /// becomes required.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for mutual TLS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Refuse a connection the server does not encrypt.
+    #[arg(long)]
+    require_tls: bool,
+}
+
+impl NatsOptions {
+    fn connection(&self) -> NatsConnection {
+        let mut c = NatsConnection::default().require_tls(self.require_tls);
+        if let Some(p) = &self.nats_creds {
+            c = c.creds_file(p);
+        }
+        if let Some(p) = &self.nats_nkey {
+            c = c.nkey_seed_file(p);
+        }
+        if let (Some(user), Some(p)) = (&self.nats_user, &self.nats_password_file) {
+            c = c.user(user, p);
+        }
+        if let Some(p) = &self.nats_token_file {
+            c = c.token_file(p);
+        }
+        if let Some(p) = &self.tls_ca {
+            c = c.tls_ca_file(p);
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            c = c.tls_client_cert(cert, key);
+        }
+        c
+    }
+}
 
 /// Options of `auditring ship`.
 #[derive(Args)]
 pub(crate) struct ShipOptions {
-    /// The NATS server(s), e.g. nats://127.0.0.1:4222.
+    /// The NATS server(s), e.g. nats://127.0.0.1:4222 (tls://... for TLS).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     url: String,
+    #[command(flatten)]
+    nats: NatsOptions,
     /// This gateway's name (letters, digits, '-', '_'), unique within its
     /// partition.
     #[arg(long)]
@@ -70,6 +133,7 @@ pub(crate) struct ShipOptions {
 pub(crate) fn ship(o: &ShipOptions) -> Result<u8, String> {
     let stop = stop_on_signals()?;
     let mut config = ShipperConfig::new(&o.url, &o.log, &o.gateway)
+        .connection(o.nats.connection())
         .partition(&o.partition)
         .window(o.window)
         .catch_up_bytes_per_s((o.catch_up_mib_s > 0).then_some(o.catch_up_mib_s << 20))
@@ -119,6 +183,12 @@ fn report_line(gateway: &GatewayId, m: &auditring_nats::ShipMetrics) {
         m.server_behind,
         m.disk_alert,
     );
+    if let Some(e) = &m.last_error {
+        eprintln!(
+            "ship gateway={gateway} last_error: {}",
+            crate::terminal_safe::escape(e)
+        );
+    }
 }
 
 /// The log ends with a close seal and the shipper acknowledged it.
@@ -141,6 +211,8 @@ pub(crate) struct CollectOptions {
     /// The NATS server(s).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     url: String,
+    #[command(flatten)]
+    nats: NatsOptions,
     /// The archive directory: one folder per gateway,
     /// ARCHIVE/PARTITION/GATEWAY/, each with audit.jsonl (an ordinary log
     /// file: `auditring verify` checks it), checkpoint.json and the
@@ -183,7 +255,9 @@ pub(crate) struct CollectOptions {
 /// 0, or 1 when a gateway is tampered.
 pub(crate) fn collect(o: &CollectOptions) -> Result<u8, String> {
     let stop = stop_on_signals()?;
-    let mut config = CollectorConfig::new(&o.url, &o.archive).durable(&o.durable);
+    let mut config = CollectorConfig::new(&o.url, &o.archive)
+        .connection(o.nats.connection())
+        .durable(&o.durable);
     config.filter = o.filter.clone();
     config.silent_after = Duration::from_secs(o.silent_after_s);
     for k in &o.keys {

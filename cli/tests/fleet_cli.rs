@@ -555,3 +555,60 @@ fn ship_keeps_retrying_where_no_server_listens_and_stops_on_sigterm() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ship_and_collect_authenticate_with_secrets_read_from_files() {
+    let server = Server::start_with(
+        "cli-auth",
+        &[r#"authorization { user: "auditor", password: "pw-from-file" }"#],
+    );
+    let url = server.url();
+    let (dir, private, public, log) = common::scene("fleet-auth");
+    demo_log(&private, &log, 500, 100);
+    let password = dir.join("nats-password");
+    std::fs::write(&password, "pw-from-file\n").unwrap();
+    let auth = [
+        "--nats-user",
+        "auditor",
+        "--nats-password-file",
+        s(&password),
+    ];
+
+    // Without the password, `collect` fails at once and says why.
+    let out = common::run(&[
+        "collect",
+        "--url",
+        &url,
+        "--archive",
+        s(&dir.join("archive")),
+        "--key",
+        s(&public),
+        "--until-idle-s",
+        "1",
+    ]);
+    let (stdout, stderr) = common::text(&out);
+    assert_ne!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("authorization violation"), "{stderr}");
+    // A user without a password file is refused before connecting.
+    let out = common::run(&[
+        "ship",
+        "--url",
+        &url,
+        "--gateway",
+        "gw-a",
+        "--nats-user",
+        "auditor",
+        s(&log),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", common::text(&out));
+
+    let shipped = ship_closed(&url, &log, "gw-a", &auth);
+    assert_eq!(shipped.number("events"), 500);
+    let archive = dir.join("archive");
+    let mut more = vec!["--key", s(&public)];
+    more.extend_from_slice(&auth);
+    let (code, report) = collect_until(&url, &archive, &more, |r| events(r, "p0", "gw-a") >= 500);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_archive_is_the_log(&archive.join("p0/gw-a/audit.jsonl"), &log, &public);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -53,12 +53,14 @@
 #![deny(missing_docs)]
 
 mod collector;
+mod connection;
 mod shipper;
 mod spool;
 
 use std::time::Duration;
 
 pub use collector::{Collector, CollectorConfig, CollectorError, FleetReport, GatewayReport};
+pub use connection::NatsConnection;
 pub use shipper::{ShipError, ShipMetrics, Shipper, ShipperConfig};
 pub use spool::{Batch, FileId, Position, Spool};
 

@@ -35,6 +35,8 @@ use auditring::PublicKey;
 pub struct CollectorConfig {
     /// Server URL(s).
     pub url: String,
+    /// Credentials and TLS.
+    pub connection: crate::NatsConnection,
     /// The archive directory: `<archive>/<partition>/<gateway>/` per
     /// gateway.
     pub archive: PathBuf,
@@ -63,6 +65,7 @@ impl CollectorConfig {
     pub fn new(url: impl Into<String>, archive: impl AsRef<Path>) -> Self {
         Self {
             url: url.into(),
+            connection: crate::NatsConnection::default(),
             archive: archive.as_ref().to_owned(),
             filter: "audit.>".into(),
             durable: "auditring-collector".into(),
@@ -97,6 +100,12 @@ impl CollectorConfig {
     /// Sets the silence deadline.
     pub fn silent_after(mut self, d: Duration) -> Self {
         self.silent_after = d;
+        self
+    }
+
+    /// Sets the credentials and TLS of the connection.
+    pub fn connection(mut self, connection: crate::NatsConnection) -> Self {
+        self.connection = connection;
         self
     }
 

@@ -78,6 +78,7 @@ impl Collector {
         for id in config.gateways.keys() {
             id.check().map_err(CollectorError::Config)?;
         }
+        config.connection.check().map_err(CollectorError::Config)?;
         std::fs::create_dir_all(&config.archive)?;
         let archived = persist::archived_gateways(&config.archive)?;
         // One worker thread: pulls proceed while `poll`'s caller verifies.

@@ -38,7 +38,11 @@ impl Puller {
         config: &CollectorConfig,
     ) -> Result<(Puller, jetstream::Context), CollectorError> {
         rt.block_on(async {
-            let client = async_nats::connect(config.url.as_str())
+            let client = config
+                .connection
+                .options()
+                .map_err(CollectorError::Config)?
+                .connect(config.url.as_str())
                 .await
                 .map_err(|e| {
                     CollectorError::Nats(format!("cannot connect to {}: {e}", config.url))

@@ -40,6 +40,8 @@ use crate::StreamSettings;
 pub struct ShipperConfig {
     /// Server URL(s), comma-separated.
     pub url: String,
+    /// Credentials and TLS.
+    pub connection: crate::NatsConnection,
     /// The log's active file.
     pub log: PathBuf,
     /// The gateway's name.
@@ -84,6 +86,7 @@ impl ShipperConfig {
         cursor.push(".ship-cursor");
         Self {
             url: url.into(),
+            connection: crate::NatsConnection::default(),
             log,
             gateway: gateway.into(),
             partition: crate::DEFAULT_PARTITION.into(),
@@ -102,6 +105,12 @@ impl ShipperConfig {
             create_stream: true,
             stop_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// Sets the credentials and TLS of the connection.
+    pub fn connection(mut self, connection: crate::NatsConnection) -> Self {
+        self.connection = connection;
+        self
     }
 
     /// Sets the partition.

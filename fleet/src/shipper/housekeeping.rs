@@ -10,7 +10,7 @@ use super::shared::snapshot;
 use super::ship::{Ship, now_nanos};
 use crate::spool::{FileId, last_line_seal};
 
-impl Ship<'_> {
+impl Ship {
     /// The watermark stream, for retention (`None`, with the error
     /// recorded, when it cannot be opened).
     pub(super) async fn watermarks(
@@ -53,7 +53,7 @@ impl Ship<'_> {
                 Err(e) => self.error(format!("cannot read the watermark: {e}")),
             }
         }
-        let m = snapshot(self.shared);
+        let m = snapshot(&self.shared);
         let beat = serde_json::json!({
             "partition": self.id.partition,
             "gateway": self.id.name,

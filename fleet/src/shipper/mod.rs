@@ -55,13 +55,14 @@ impl Shipper {
     /// be up: the shipper connects and retries in the background.
     pub fn spawn(config: ShipperConfig) -> Result<Shipper, ShipError> {
         config.id().check().map_err(ShipError::Config)?;
+        config.connection.check().map_err(ShipError::Config)?;
         let shared = Arc::new(Shared::default());
         *shared.ack_us.lock() = Histogram::new(3).ok();
         *shared.lag_ms.lock() = Histogram::new(3).ok();
         let inner = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("auditring-ship".into())
-            .spawn(move || run(config, &inner))?;
+            .spawn(move || run(config, inner))?;
         Ok(Shipper {
             shared,
             thread: Some(thread),
@@ -110,7 +111,7 @@ impl Drop for Shipper {
 }
 
 /// The shipper's thread.
-fn run(config: ShipperConfig, shared: &Shared) -> Result<(), ShipError> {
+fn run(config: ShipperConfig, shared: Arc<Shared>) -> Result<(), ShipError> {
     lower_priority(config.nice);
     if let Some(core) = config.core
         && let Err(e) = auditring::capture::affinity::pin_current_thread(core)
@@ -120,7 +121,7 @@ fn run(config: ShipperConfig, shared: &Shared) -> Result<(), ShipError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(Ship::new(config, shared).run());
+    let result = rt.block_on(Ship::new(config, Arc::clone(&shared)).run());
     if let Err(e) = &result {
         shared.metrics.lock().last_error = Some(e.to_string());
     }

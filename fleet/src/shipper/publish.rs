@@ -35,7 +35,7 @@ struct Pending {
     fut: Option<PublishAckFuture>,
 }
 
-impl Ship<'_> {
+impl Ship {
     /// Ships until stopped (and the spool is shipped, or the stop timeout
     /// has passed), with housekeeping every heartbeat interval.
     ///

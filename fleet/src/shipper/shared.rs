@@ -14,6 +14,9 @@ pub(super) struct Shared {
     pub(super) ack_us: parking_lot::Mutex<Option<Histogram<u64>>>,
     pub(super) lag_ms: parking_lot::Mutex<Option<Histogram<u64>>>,
     pub(super) acked_batches: AtomicU64,
+    /// What the connection last reported going wrong (a refused
+    /// authorisation, a failed TLS handshake); cleared when it connects.
+    pub(super) connection_trouble: parking_lot::Mutex<Option<String>>,
 }
 
 /// The metrics, with the latency percentiles filled in.

@@ -1,5 +1,6 @@
 //! The shipper's worker: its state, and its course from start to stop.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,9 +11,9 @@ use crate::GatewayId;
 use crate::spool::{Position, Spool};
 
 /// The worker's state, on the shipper's thread.
-pub(super) struct Ship<'a> {
+pub(super) struct Ship {
     pub(super) config: ShipperConfig,
-    pub(super) shared: &'a Shared,
+    pub(super) shared: Arc<Shared>,
     pub(super) id: GatewayId,
     pub(super) subject: String,
     pub(super) spool: Spool,
@@ -26,8 +27,8 @@ pub(super) struct Ship<'a> {
     pub(super) bucket_at: Instant,
 }
 
-impl<'a> Ship<'a> {
-    pub(super) fn new(config: ShipperConfig, shared: &'a Shared) -> Self {
+impl Ship {
+    pub(super) fn new(config: ShipperConfig, shared: Arc<Shared>) -> Self {
         Self {
             id: config.id(),
             subject: config.subject(),
@@ -48,6 +49,10 @@ impl<'a> Ship<'a> {
     }
 
     pub(super) fn error(&self, what: String) {
+        let what = match self.shared.connection_trouble.lock().as_deref() {
+            Some(trouble) => format!("{what} (the NATS connection: {trouble})"),
+            None => what,
+        };
         tracing::warn!(target: "auditring_nats", gateway = %self.id, "{what}");
         self.shared.metrics.lock().last_error = Some(what);
     }

@@ -10,7 +10,7 @@ use super::ship::{Ship, backoff, now_nanos};
 use crate::spool::{Position, Spool, last_line_seal};
 use crate::{HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_STREAM};
 
-impl Ship<'_> {
+impl Ship {
     /// Connects (retrying), opens the stream (retrying), asks the server
     /// for this gateway's last stored batch (retrying) and positions the
     /// spool. `None` when stopped before the server answered.
@@ -19,7 +19,32 @@ impl Ship<'_> {
     ) -> Result<Option<(async_nats::Client, async_nats::jetstream::Context)>, ShipError> {
         let (min, max) = (self.config.backoff_min, self.config.backoff_max);
         let client = loop {
-            let options = async_nats::ConnectOptions::new()
+            // The connection reports its own troubles (a refused
+            // authorisation, a failed TLS handshake) while it retries.
+            let shared = std::sync::Arc::clone(&self.shared);
+            let id = self.id.clone();
+            let options = self
+                .config
+                .connection
+                .options()
+                .map_err(ShipError::Config)?
+                .event_callback(move |event| {
+                    let shared = std::sync::Arc::clone(&shared);
+                    let id = id.clone();
+                    async move {
+                        match event {
+                            async_nats::Event::Connected => {
+                                *shared.connection_trouble.lock() = None;
+                            }
+                            async_nats::Event::ServerError(_)
+                            | async_nats::Event::ClientError(_) => {
+                                tracing::warn!(target: "auditring_nats", gateway = %id, "NATS connection: {event}");
+                                *shared.connection_trouble.lock() = Some(event.to_string());
+                            }
+                            _ => {}
+                        }
+                    }
+                })
                 .retry_on_initial_connect()
                 .reconnect_delay_callback(move |n| {
                     min.saturating_mul(1u32 << n.min(16) as u32).min(max)
