@@ -109,7 +109,7 @@ impl Ship {
     /// Positions the spool from the cursor and the server's last stored
     /// batch.
     fn position(&mut self, server: Option<(String, u64, bool)>) -> Result<(), ShipError> {
-        let cursor = load_cursor(&self.config.cursor);
+        let cursor = load_cursor(&self.config.cursor, &self.id);
         match (&server, &cursor) {
             (Some((stream, seal, true)), Some(c)) if c.stream == *stream && c.seal == *seal => {
                 if let Some(seal) = seal_ends_at(&self.spool, c)
