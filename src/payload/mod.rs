@@ -274,12 +274,22 @@ impl<const N: usize> InlineStr<N> {
     /// s.write_json_body(&mut out);
     /// assert_eq!(out, br#"a\"b\n"#);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn write_json_body(&self, out: &mut Vec<u8>) {
         // `InlineStr` holds UTF-8 by construction: escape its bytes
         // directly.
-        json::write_str_body(out, self.as_bytes());
+        if Self::CHUNKED {
+            json::write_padded_str_body(out, &self.bytes, self.len());
+        } else {
+            json::write_str_body(out, self.as_bytes());
+        }
     }
+
+    /// Whether the capacity is a whole number of sixteen-byte chunks: the
+    /// string is then tested and copied chunk by chunk straight from the
+    /// array (the bytes past the length are read, but never tested for
+    /// escapes nor left in the output).
+    const CHUNKED: bool = N.is_multiple_of(json::CHUNK);
 }
 
 impl<const N: usize> Default for InlineStr<N> {
@@ -329,7 +339,9 @@ impl<const N: usize> Serialize for InlineStr<N> {
 impl<const N: usize> JsonValue for InlineStr<N> {
     #[inline]
     fn write_json_value(&self, out: &mut Vec<u8>) {
-        json::write_utf8(out, self.as_bytes());
+        out.push(b'"');
+        self.write_json_body(out);
+        out.push(b'"');
     }
 
     #[inline]
@@ -730,6 +742,27 @@ mod tests {
         );
         assert_eq!(json, expected);
         assert_eq!(encode(&e), expected, "derived encoder");
+    }
+
+    #[test]
+    fn a_shorter_value_hides_what_the_longer_one_left_behind() {
+        // The bytes past a string's length still hold the earlier value
+        // (quotes, control characters, a cut character): they must not
+        // make the string look as if it needed escaping, nor reach the
+        // output.
+        let mut e = AuditPayload::default();
+        e.set_session_id(&"\"\u{0}\\\n".repeat(20))
+            .set_resource(&"é\"".repeat(200))
+            .set_context_hash("sha256:\u{1f}\u{1f}\u{1f}\u{1f}\u{1f}\u{1f}\u{1f}\u{1f}\u{1f}");
+        encode(&e);
+        for len in 0..=40 {
+            let clean = &"0123456789abcdef0123456789abcdef01234567"[..len];
+            e.set_session_id(clean)
+                .set_resource(clean)
+                .set_context_hash(clean);
+            assert_eq!(encode(&e), serde_json::to_string(&e).unwrap(), "{len}");
+            assert!(!encode(&e).contains('\\'), "{len}");
+        }
     }
 
     #[test]
