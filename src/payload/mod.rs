@@ -467,8 +467,17 @@ impl<P: StringFields> JsonValue for Truncated<P> {
     fn write_json_value(&self, out: &mut Vec<u8>) {
         if self.is_empty() {
             out.extend_from_slice(b"[]");
-            return;
+        } else {
+            self.write_names(out);
         }
+    }
+}
+
+impl<P: StringFields> Truncated<P> {
+    /// The names of the cut fields as a JSON list (the rarer case, kept
+    /// out of line).
+    #[inline(never)]
+    fn write_names(self, out: &mut Vec<u8>) {
         out.push(b'[');
         for (i, name) in self.names().enumerate() {
             if i > 0 {
@@ -513,11 +522,13 @@ impl fmt::Display for Decision {
 impl JsonValue for Decision {
     #[inline]
     fn write_json_value(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(match self {
-            Decision::Allow => b"\"allow\"",
-            Decision::Deny => b"\"deny\"",
-            Decision::Abort => b"\"abort\"",
-        });
+        // One constant copy per variant: no copy of a length known only at
+        // run time.
+        match self {
+            Decision::Allow => out.extend_from_slice(b"\"allow\""),
+            Decision::Deny => out.extend_from_slice(b"\"deny\""),
+            Decision::Abort => out.extend_from_slice(b"\"abort\""),
+        }
     }
 
     #[inline]
