@@ -423,6 +423,20 @@ impl<P: StringFields> Truncated<P> {
             .filter(move |(i, _)| *i < 64 && self.bits & (1 << i) != 0)
             .map(|(_, name)| *name)
     }
+
+    /// The names of the cut fields as a JSON list (the rarer case, kept
+    /// out of line).
+    #[inline(never)]
+    fn write_names(self, out: &mut Vec<u8>) {
+        out.push(b'[');
+        for (i, name) in self.names().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_str(out, name);
+        }
+        out.push(b']');
+    }
 }
 
 impl<P> Clone for Truncated<P> {
@@ -477,22 +491,6 @@ impl<P: StringFields> JsonValue for Truncated<P> {
         } else {
             self.write_names(out);
         }
-    }
-}
-
-impl<P: StringFields> Truncated<P> {
-    /// The names of the cut fields as a JSON list (the rarer case, kept
-    /// out of line).
-    #[inline(never)]
-    fn write_names(self, out: &mut Vec<u8>) {
-        out.push(b'[');
-        for (i, name) in self.names().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            json::write_str(out, name);
-        }
-        out.push(b']');
     }
 }
 
@@ -765,9 +763,8 @@ mod tests {
     #[test]
     fn a_shorter_value_hides_what_the_longer_one_left_behind() {
         // The bytes past a string's length still hold the earlier value
-        // (quotes, control characters, a cut character): they must not
-        // make the string look as if it needed escaping, nor reach the
-        // output.
+        // (quotes, control characters, a cut character): none of them may
+        // reach the output.
         let mut e = AuditPayload::default();
         e.set_session_id(&"\"\u{0}\\\n".repeat(20))
             .set_resource(&"é\"".repeat(200))
