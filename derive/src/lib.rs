@@ -457,14 +457,16 @@ fn json_value(input: &DeriveInput) -> syn::Result<TokenStream2> {
         json.push('"');
         let lit = bytes(&json);
         let id = &v.ident;
-        arms.push(quote!(Self::#id => #lit,));
+        arms.push(quote!(Self::#id => out.extend_from_slice(#lit),));
         text_arms.push(quote!(Self::#id => #text,));
     }
     let krate = quote!(::auditring);
     let body = if arms.is_empty() {
         quote!(match *self {})
     } else {
-        quote!(out.extend_from_slice(match self { #(#arms)* });)
+        // One constant copy per variant: no copy of a length known only
+        // at run time.
+        quote!(match self { #(#arms)* })
     };
     let text = if text_arms.is_empty() {
         quote!(match *self {})

@@ -7,7 +7,7 @@
 /// bytes >= 0x80) is copied as is.
 #[inline(always)]
 fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
+    (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -27,19 +27,32 @@ pub(crate) fn write_utf8(out: &mut Vec<u8>, utf8: &[u8]) {
     out.push(b'"');
 }
 
-/// Bytes tested at once by [`write_str_body`].
-const CHUNK: usize = 16;
+/// Bytes tested at once by [`write_str_body`] and [`write_padded_str_body`].
+pub(crate) const CHUNK: usize = 16;
 
-/// Whether any byte of `chunk` needs escaping. Written without branches so
-/// that the compiler turns it into a few vector compares and one mask test
-/// (SSE2 on x86-64), with no `unsafe`.
+/// For each byte of `chunk`, `0xff` if it needs escaping, else 0. Written
+/// byte-wise without branches, so that the compiler turns it into three
+/// vector compares (SSE2 on x86-64), with no `unsafe`.
+#[inline(always)]
+fn escape_hits(chunk: &[u8; CHUNK]) -> [u8; CHUNK] {
+    let mut hits = [0u8; CHUNK];
+    for (hit, &b) in hits.iter_mut().zip(chunk) {
+        *hit = 0u8.wrapping_sub(u8::from(needs_escape(b)));
+    }
+    hits
+}
+
+/// Whether any byte of `hits` is set (one vector compare and one mask
+/// test).
+#[inline(always)]
+fn any_hit(hits: &[u8; CHUNK]) -> bool {
+    hits.iter().fold(false, |any, &hit| any | (hit != 0))
+}
+
+/// Whether any byte of `chunk` needs escaping.
 #[inline(always)]
 fn chunk_needs_escape(chunk: &[u8; CHUNK]) -> bool {
-    let mut any = false;
-    for &b in chunk {
-        any |= (b < 0x20) | (b == b'"') | (b == b'\\');
-    }
-    any
+    any_hit(&escape_hits(chunk))
 }
 
 /// Whether any byte of the word needs escaping (a SWAR test of eight
@@ -94,6 +107,68 @@ pub(crate) fn write_str_body(out: &mut Vec<u8>, bytes: &[u8]) {
         start = escape_chunk(out, bytes, 0, 0, bytes);
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Sixteen `0xff` bytes, then sixteen zeros: the sixteen bytes of it from
+/// `CHUNK - n` keep the first `n` bytes of a chunk.
+const PREFIX: [u8; 2 * CHUNK] = {
+    let mut window = [0u8; 2 * CHUNK];
+    let mut i = 0;
+    while i < CHUNK {
+        window[i] = 0xff;
+        i += 1;
+    }
+    window
+};
+
+/// Appends the escaped body (no quotes) of the string `padded[..len]`,
+/// where `padded` is a buffer whose length is a multiple of sixteen, at
+/// least `len` (an inline string's array).
+///
+/// Each sixteen-byte chunk holding part of the string is tested and copied
+/// whole, straight from `padded`: the last one with the bytes past `len`
+/// masked off the test, and its copy cut back to `len` at once, so those
+/// bytes reach only `out`'s spare capacity, never its contents. No byte is
+/// handled alone and no copy has a length known only at run time. A string
+/// with a byte to escape (rare in audit events) is then written again by
+/// [`write_str_body`].
+#[inline(always)]
+pub(crate) fn write_padded_str_body(out: &mut Vec<u8>, padded: &[u8], len: usize) {
+    debug_assert!(len <= padded.len() && padded.len().is_multiple_of(CHUNK));
+    let base = out.len();
+    let mut hits = [0u8; CHUNK];
+    let mut chunks = padded.chunks_exact(CHUNK);
+    for chunk in chunks.by_ref().take(len / CHUNK) {
+        let chunk: &[u8; CHUNK] = chunk.try_into().expect("a whole chunk");
+        for (hit, found) in hits.iter_mut().zip(escape_hits(chunk)) {
+            *hit |= found;
+        }
+        out.extend_from_slice(chunk);
+    }
+    let rest = len % CHUNK;
+    if rest > 0
+        && let Some(chunk) = chunks.next()
+    {
+        let chunk: &[u8; CHUNK] = chunk.try_into().expect("a whole chunk");
+        let keep = &PREFIX[CHUNK - rest..2 * CHUNK - rest];
+        for ((hit, found), &k) in hits.iter_mut().zip(escape_hits(chunk)).zip(keep) {
+            *hit |= found & k;
+        }
+        out.extend_from_slice(chunk);
+        out.truncate(base + len);
+    }
+    if any_hit(&hits) {
+        rewrite_escaped(out, base, &padded[..len]);
+    }
+}
+
+/// Replaces everything after `base` in `out` by the escaped body of
+/// `bytes`: the rare string that holds a byte to escape.
+#[cold]
+#[inline(never)]
+fn rewrite_escaped(out: &mut Vec<u8>, base: usize, bytes: &[u8]) {
+    out.truncate(base);
+    write_str_body(out, bytes);
 }
 
 /// Escapes the bytes of `chunk` (at `at` in `bytes`) that need it, after
@@ -325,6 +400,43 @@ mod tests {
         }
     }
 
+    /// The body `write_padded_str_body` writes for `s`, with `fill` in the
+    /// buffer past the string (and `out` not empty before).
+    fn padded_body(s: &str, fill: u8) -> String {
+        let mut padded = vec![fill; s.len().next_multiple_of(CHUNK) + CHUNK];
+        padded[..s.len()].copy_from_slice(s.as_bytes());
+        let mut out = b"before".to_vec();
+        write_padded_str_body(&mut out, &padded, s.len());
+        assert_eq!(&out[..6], b"before");
+        String::from_utf8(out[6..].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn padded_bodies_match_serde_json_whatever_follows_the_string() {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOP";
+        for len in 0..=3 * CHUNK + 1 {
+            for fill in [0, b'"', b'\\', b'\n', b'a', 0xff] {
+                let plain = &text[..len];
+                assert_eq!(
+                    format!("\"{}\"", padded_body(plain, fill)),
+                    serde_json::to_string(plain).unwrap(),
+                    "{plain:?} {fill}"
+                );
+                for at in 0..len {
+                    for c in ['"', '\\', '\n', '\u{1}', '\u{1f}', 'é'] {
+                        let mut s = plain.to_owned();
+                        s.replace_range(at..at + 1, c.encode_utf8(&mut [0; 4]));
+                        assert_eq!(
+                            format!("\"{}\"", padded_body(&s, fill)),
+                            serde_json::to_string(&s).unwrap(),
+                            "{s:?} {fill}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn hex_round_trips_and_rejects_non_canonical() {
         let mut out = Vec::new();
@@ -340,6 +452,17 @@ mod tests {
         #[test]
         fn escaping_matches_serde_json_for_any_string(s in "\\PC*|[\\x00-\\x7f]{0,40}") {
             proptest::prop_assert_eq!(escaped(&s), serde_json::to_string(&s).unwrap());
+        }
+
+        #[test]
+        fn padded_escaping_matches_serde_json_for_any_string(
+            s in "\\PC*|[\\x00-\\x7f]{0,40}",
+            fill in proptest::num::u8::ANY,
+        ) {
+            proptest::prop_assert_eq!(
+                format!("\"{}\"", padded_body(&s, fill)),
+                serde_json::to_string(&s).unwrap()
+            );
         }
     }
 
