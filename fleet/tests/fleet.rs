@@ -378,11 +378,7 @@ fn tampering_with_a_stored_message_is_detected() {
     let mut c = collector(&server.url(), &dir, &p, &[("gw-x", &key)]);
     // Whoever can publish on the subject stores a changed batch first.
     let batches = local_batches(&log);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = async_nats::connect(server.url()).await.unwrap();
         let js = async_nats::jetstream::new(client);
         for (i, b) in batches.iter().enumerate() {
@@ -482,11 +478,7 @@ fn retention_deletes_only_below_the_verified_watermark() {
 
 /// The last watermark the collector published for a gateway.
 fn watermark(url: &str, partition: &str, gateway: &str) -> Option<auditring::Checkpoint> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = async_nats::connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
         let stream = js.get_stream(auditring_nats::WATERMARK_STREAM).await.ok()?;
@@ -504,11 +496,7 @@ fn watermark(url: &str, partition: &str, gateway: &str) -> Option<auditring::Che
 /// started after the call.
 fn wait_heartbeats(url: &str, subject: &str, n: usize) {
     use futures_util::StreamExt;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = async_nats::connect(url).await.unwrap();
         let mut sub = client.subscribe(subject.to_owned()).await.unwrap();
         client.flush().await.unwrap();
@@ -670,12 +658,8 @@ fn a_watermark_stream_made_for_gateway_names_alone_is_updated() {
     // Its own server: the stream is made the old way before anyone else.
     let server = Server::start("oldmarks");
     let dir = scratch("oldmarks");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let subjects = || {
-        rt.block_on(async {
+        block_on(async {
             let client = async_nats::connect(server.url()).await.unwrap();
             let js = async_nats::jetstream::new(client);
             let mut stream = js
@@ -685,7 +669,7 @@ fn a_watermark_stream_made_for_gateway_names_alone_is_updated() {
             stream.info().await.unwrap().config.subjects.clone()
         })
     };
-    rt.block_on(async {
+    block_on(async {
         let client = async_nats::connect(server.url()).await.unwrap();
         let js = async_nats::jetstream::new(client);
         js.create_stream(async_nats::jetstream::stream::Config {

@@ -90,13 +90,19 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Messages the stream holds on `subject`.
-pub fn stored_messages(url: &str, subject: &str) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// Runs `f` to its end on a runtime of its own (the tests talk to the
+/// server directly with `async-nats`).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
+        .unwrap()
+        .block_on(f)
+}
+
+/// Messages the stream holds on `subject`.
+pub fn stored_messages(url: &str, subject: &str) -> u64 {
+    block_on(async {
         let client = async_nats::connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
         // No stream yet: nothing stored.
