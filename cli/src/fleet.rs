@@ -167,6 +167,13 @@ pub(crate) fn ship(o: &ShipOptions) -> Result<u8, String> {
 }
 
 fn report_line(gateway: &GatewayId, m: &auditring_nats::ShipMetrics) {
+    // The error first: the metrics line stays the last line of a report.
+    if let Some(e) = &m.last_error {
+        eprintln!(
+            "ship-error gateway={gateway}: {}",
+            crate::terminal_safe::escape(e)
+        );
+    }
     eprintln!(
         "ship gateway={gateway} acked={}:{} batches={} events={} retries={} duplicates={} skipped={} lag_bytes={} lag_s={:.1} ack_p50_us={} ack_p99_us={} server_behind={} disk_alert={}",
         m.acked_stream,
@@ -183,12 +190,6 @@ fn report_line(gateway: &GatewayId, m: &auditring_nats::ShipMetrics) {
         m.server_behind,
         m.disk_alert,
     );
-    if let Some(e) = &m.last_error {
-        eprintln!(
-            "ship gateway={gateway} last_error: {}",
-            crate::terminal_safe::escape(e)
-        );
-    }
 }
 
 /// The log ends with a close seal and the shipper acknowledged it.

@@ -549,6 +549,12 @@ fn ship_keeps_retrying_where_no_server_listens_and_stops_on_sigterm() {
     let last = final_line(&err);
     assert_eq!(last.get("gateway"), "p0/gw-n");
     assert_eq!(last.number("batches"), 0);
+    // The report says why: the connection's trouble, before the metrics.
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("ship-error gateway=p0/gw-n: ") && l.contains("NATS connection")),
+        "{err}"
+    );
     assert!(
         !dir.join("audit.jsonl.ship-cursor").exists(),
         "nothing acknowledged, no cursor"
