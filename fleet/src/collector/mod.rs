@@ -79,6 +79,7 @@ impl Collector {
             id.check().map_err(CollectorError::Config)?;
         }
         config.connection.check().map_err(CollectorError::Config)?;
+        pull::check_filter(&config.filter).map_err(CollectorError::Config)?;
         std::fs::create_dir_all(&config.archive)?;
         let archived = persist::archived_gateways(&config.archive)?;
         // One worker thread: pulls proceed while `poll`'s caller verifies.

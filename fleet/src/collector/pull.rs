@@ -215,11 +215,60 @@ pub(super) fn by_gateway(messages: &[jetstream::Message]) -> HashMap<GatewayId, 
     groups
 }
 
+/// Whether `filter` names gateways' batch subjects: `audit.>` (every
+/// partition), `audit.<partition>.>` or `audit.<partition>.<gateway>`.
+pub(super) fn check_filter(filter: &str) -> Result<(), String> {
+    let token = |what, t| crate::check_token(what, t).is_ok();
+    let ok = match filter.split('.').collect::<Vec<_>>().as_slice() {
+        ["audit", ">"] => true,
+        ["audit", p, ">"] => token("partition", p),
+        ["audit", p, g] => token("partition", p) && token("gateway", g),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "filter {filter:?} names no gateways' subjects: give audit.> (every partition), audit.<partition>.> or audit.<partition>.<gateway>"
+        ))
+    }
+}
+
 /// The liveness subjects of the gateways `filter` pulls: its partition's
 /// (or its gateway's) when it names one.
 fn heartbeat_filter(filter: &str) -> String {
     match filter.strip_prefix("audit.") {
         Some(rest) => format!("auditring.heartbeat.{rest}"),
         None => "auditring.heartbeat.>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_name_partitions_or_gateways() {
+        for good in ["audit.>", "audit.eu.>", "audit.eu.gw-1", "audit.p0.gw_2"] {
+            assert_eq!(check_filter(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            ">",
+            "audit",
+            "audit.*",
+            "audit.eu",
+            "audit.eu.*",
+            "audit.*.>",
+            "audit.eu.gw-1.x",
+            "other.>",
+            "audit.e u.>",
+            "audit..>",
+            "audit.eu.gw.1",
+        ] {
+            let e = check_filter(bad).unwrap_err();
+            assert!(e.contains("audit.<partition>.>"), "{bad}: {e}");
+        }
+        assert_eq!(heartbeat_filter("audit.eu.>"), "auditring.heartbeat.eu.>");
     }
 }
