@@ -48,6 +48,24 @@ impl Ship {
         self.shared.stop.load(Ordering::Acquire)
     }
 
+    /// Runs `work` unless a stop is asked first (checked every 50 ms):
+    /// `None` when stopped. A stop then does not wait for a request to a
+    /// server that does not answer.
+    pub(super) async fn unless_stopped<F: std::future::Future>(
+        &self,
+        work: F,
+    ) -> Option<F::Output> {
+        let asked = async {
+            while !self.stopping() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            done = work => Some(done),
+            () = asked => None,
+        }
+    }
+
     pub(super) fn error(&self, what: String) {
         let what = match self.shared.connection_trouble.lock().as_deref() {
             Some(trouble) => format!("{what} (the NATS connection: {trouble})"),

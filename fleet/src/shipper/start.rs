@@ -66,13 +66,18 @@ impl Ship {
         // The stream, and what it already holds of this gateway.
         let mut attempt = 0;
         let stream = loop {
-            let got = if self.config.create_stream {
-                crate::ensure_stream(&js, &self.config.stream).await
-            } else {
-                js.get_stream(&self.config.stream.name)
-                    .await
-                    .map_err(|e| e.to_string())
-            };
+            let got = self
+                .unless_stopped(async {
+                    if self.config.create_stream {
+                        crate::ensure_stream(&js, &self.config.stream).await
+                    } else {
+                        js.get_stream(&self.config.stream.name)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                })
+                .await;
+            let Some(got) = got else { return Ok(None) };
             match got {
                 Ok(s) => break s,
                 Err(e) => {
@@ -80,14 +85,21 @@ impl Ship {
                     if self.stopping() {
                         return Ok(None);
                     }
-                    tokio::time::sleep(backoff(attempt, &self.config)).await;
+                    let pause = tokio::time::sleep(backoff(attempt, &self.config));
+                    if self.unless_stopped(pause).await.is_none() {
+                        return Ok(None);
+                    }
                     attempt += 1;
                 }
             }
         };
         attempt = 0;
         let last = loop {
-            match stream.get_last_raw_message_by_subject(&self.subject).await {
+            let got = self
+                .unless_stopped(stream.get_last_raw_message_by_subject(&self.subject))
+                .await;
+            let Some(got) = got else { return Ok(None) };
+            match got {
                 Ok(m) => break Some(stored_position(&m.headers)),
                 Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
                     break None;
@@ -97,7 +109,10 @@ impl Ship {
                     if self.stopping() {
                         return Ok(None);
                     }
-                    tokio::time::sleep(backoff(attempt, &self.config)).await;
+                    let pause = tokio::time::sleep(backoff(attempt, &self.config));
+                    if self.unless_stopped(pause).await.is_none() {
+                        return Ok(None);
+                    }
                     attempt += 1;
                 }
             }
