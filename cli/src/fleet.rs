@@ -231,7 +231,8 @@ pub(crate) struct CollectOptions {
     /// a line (NAME alone: partition p0); `#` starts a comment line.
     #[arg(long)]
     registry: Option<PathBuf>,
-    /// Subjects to pull: audit.> (all), or one partition audit.<p>.>.
+    /// Subjects to pull: audit.> (all), one partition audit.<p>.>, or one
+    /// gateway audit.<p>.<g>.
     #[arg(long, default_value = "audit.>")]
     filter: String,
     /// The durable consumer's name (one per collector).

@@ -12,7 +12,7 @@ use auditring::PublicKey;
 ///
 /// | setting | default | meaning |
 /// |---|---|---|
-/// | `filter` | `audit.>` | the subjects pulled (one partition: `audit.<p>.>`) |
+/// | `filter` | `audit.>` | the subjects pulled (one partition: `audit.<p>.>`; one gateway: `audit.<p>.<g>`) |
 /// | `durable` | `auditring-collector` | the durable consumer's name |
 /// | `silent_after` | 60 s | a gateway without a batch for this long is silent |
 /// | `max_pull_bytes` | 16 MiB | byte cap of one pull (batches are large; a server's client buffer is 64 MiB) |

@@ -66,6 +66,30 @@ impl Ship {
         }
     }
 
+    /// Runs `op` until it succeeds, reporting each failure and pausing
+    /// with the backoff between attempts: `None` when stopped first.
+    pub(super) async fn retry<T, F, Fut>(&self, mut op: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match self.unless_stopped(op()).await? {
+                Ok(done) => return Some(done),
+                Err(e) => {
+                    self.error(e);
+                    if self.stopping() {
+                        return None;
+                    }
+                    self.unless_stopped(tokio::time::sleep(backoff(attempt, &self.config)))
+                        .await?;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
     pub(super) fn error(&self, what: String) {
         let what = match self.shared.connection_trouble.lock().as_deref() {
             Some(trouble) => format!("{what} (the NATS connection: {trouble})"),

@@ -6,7 +6,7 @@ use async_nats::jetstream::stream::LastRawMessageErrorKind;
 
 use super::config::ShipError;
 use super::cursor::load_cursor;
-use super::ship::{Ship, backoff, now_nanos};
+use super::ship::{Ship, now_nanos};
 use crate::spool::{Position, Spool, last_line_seal};
 use crate::{HEADER_PART, HEADER_PARTS, HEADER_SEAL, HEADER_STREAM};
 
@@ -64,58 +64,35 @@ impl Ship {
         js.set_timeout(self.config.ack_timeout);
 
         // The stream, and what it already holds of this gateway.
-        let mut attempt = 0;
-        let stream = loop {
-            let got = self
-                .unless_stopped(async {
-                    if self.config.create_stream {
-                        crate::ensure_stream(&js, &self.config.stream).await
-                    } else {
-                        js.get_stream(&self.config.stream.name)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                })
-                .await;
-            let Some(got) = got else { return Ok(None) };
-            match got {
-                Ok(s) => break s,
-                Err(e) => {
-                    self.error(e);
-                    if self.stopping() {
-                        return Ok(None);
-                    }
-                    let pause = tokio::time::sleep(backoff(attempt, &self.config));
-                    if self.unless_stopped(pause).await.is_none() {
-                        return Ok(None);
-                    }
-                    attempt += 1;
+        let (jetstream, settings) = (&js, &self.config.stream);
+        let create = self.config.create_stream;
+        let Some(stream) = self
+            .retry(move || async move {
+                if create {
+                    crate::ensure_stream(jetstream, settings).await
+                } else {
+                    jetstream
+                        .get_stream(&settings.name)
+                        .await
+                        .map_err(|e| e.to_string())
                 }
-            }
+            })
+            .await
+        else {
+            return Ok(None);
         };
-        attempt = 0;
-        let last = loop {
-            let got = self
-                .unless_stopped(stream.get_last_raw_message_by_subject(&self.subject))
-                .await;
-            let Some(got) = got else { return Ok(None) };
-            match got {
-                Ok(m) => break Some(stored_position(&m.headers)),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
-                    break None;
+        let (stream, subject) = (&stream, &self.subject);
+        let Some(last) = self
+            .retry(move || async move {
+                match stream.get_last_raw_message_by_subject(subject).await {
+                    Ok(m) => Ok(Some(stored_position(&m.headers))),
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                    Err(e) => Err(format!("cannot ask the server for the last message: {e}")),
                 }
-                Err(e) => {
-                    self.error(format!("cannot ask the server for the last message: {e}"));
-                    if self.stopping() {
-                        return Ok(None);
-                    }
-                    let pause = tokio::time::sleep(backoff(attempt, &self.config));
-                    if self.unless_stopped(pause).await.is_none() {
-                        return Ok(None);
-                    }
-                    attempt += 1;
-                }
-            }
+            })
+            .await
+        else {
+            return Ok(None);
         };
         self.position(last.flatten())?;
         Ok(Some((client, js)))
