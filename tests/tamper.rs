@@ -439,3 +439,64 @@ proptest! {
         })?;
     }
 }
+
+/// Gives out the log in pieces of the given sizes, in turn: lines then
+/// reach the verifier whole, cut in two, or in many reads.
+struct Pieces<'a> {
+    data: &'a [u8],
+    sizes: Vec<usize>,
+    turn: usize,
+}
+
+impl std::io::Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let size = self.sizes[self.turn % self.sizes.len()];
+        self.turn += 1;
+        let n = size.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(if cfg!(debug_assertions) { 64 } else { 256 }))]
+
+    /// The report of a log, tampered with or not, does not depend on how
+    /// its bytes arrive: whole lines are hashed side by side, lines cut by
+    /// a read one piece at a time.
+    #[test]
+    fn the_report_does_not_depend_on_how_the_bytes_arrive(
+        muts in proptest::collection::vec(mutation(), 0..3),
+        sizes in proptest::collection::vec(1usize..3000, 1..20),
+        capacity in 1usize..5000,
+    ) {
+        thread_local! {
+            static FIXTURE: Fixture = {
+                let key = SigningKey::generate();
+                let log = make_log(&key, 150, 16);
+                Fixture { key, log }
+            };
+        }
+        FIXTURE.with(|f| {
+            let mut log = f.log.clone();
+            for m in &muts {
+                log = apply(&log, m);
+            }
+            let whole = verify(f, &log);
+            let verifier = Verifier::new([f.key.public_key()]);
+            let mut run = verifier.start();
+            let reader = std::io::BufReader::with_capacity(
+                capacity,
+                Pieces { data: &log, sizes: sizes.clone(), turn: 0 },
+            );
+            run.feed("<memory>", reader, &mut |_| {}).unwrap();
+            let pieces = run.finish();
+            prop_assert_eq!(&whole, &pieces, "pieces {:?}, capacity {}", sizes, capacity);
+            if muts.is_empty() {
+                prop_assert_eq!(pieces.status(), Status::Intact);
+            }
+            Ok(())
+        })?;
+    }
+}
