@@ -55,7 +55,7 @@ const GROUP: usize = 64;
 /// SHA-256 of one message is a chain of dependent rounds; independent
 /// messages are hashed side by side (SHA-NI streams or SIMD lanes, picked
 /// for the CPU at run time), which on the machines of BENCHMARKS.md takes
-/// about 0.8 of the time of hashing them one by one. The digests are
+/// about 0.87 of the time of hashing them one by one. The digests are
 /// those of [`leaf_hash`], bit for bit.
 ///
 /// # Panics
