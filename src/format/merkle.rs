@@ -47,16 +47,18 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 const SIDE_BY_SIDE_FROM: usize = 4;
 
 /// Messages hashed in one call of the side-by-side kernels (bounds the
-/// stack arrays of slices; at most 256, the orders are `u8`).
+/// stack arrays of slices).
 const GROUP: usize = 64;
 
 /// The leaf hashes of many lines at once: `out[i] = leaf_hash(lines[i])`.
 ///
 /// SHA-256 of one message is a chain of dependent rounds; independent
 /// messages are hashed side by side (SHA-NI streams or SIMD lanes, picked
-/// for the CPU at run time), which on the machines of BENCHMARKS.md takes
-/// about 0.87 of the time of hashing them one by one. The digests are
-/// those of [`leaf_hash`], bit for bit.
+/// for the CPU at run time). What that saves depends on the lines: on the
+/// machines of BENCHMARKS.md, lines of similar length (a gateway's, the
+/// benchmarks') take 0.82-0.87 of the time of hashing them one by one,
+/// lines of widely different lengths about the same time. The digests
+/// are those of [`leaf_hash`], bit for bit.
 ///
 /// # Panics
 ///
@@ -80,33 +82,7 @@ pub fn leaf_hashes(lines: &[&[u8]], out: &mut [Hash]) {
         }
         return;
     }
-    for (lines, out) in lines.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-        leaf_group(lines, out);
-    }
-}
-
-/// [`leaf_hashes`] of at most [`GROUP`] lines. Side by side, the kernels
-/// hash together only messages of the same number of 64-byte blocks, so
-/// the lines are handed over in that order and their digests put back.
-fn leaf_group(lines: &[&[u8]], out: &mut [Hash]) {
-    let n = lines.len();
-    // The leaf's message is the prefix byte and the line; padding adds at
-    // least 9 bytes (0x80 and the 64-bit length).
-    let blocks = |line: &[u8]| (line.len() + 1 + 9).div_ceil(64);
-    let mut order = [0u8; GROUP];
-    for (i, o) in order[..n].iter_mut().enumerate() {
-        *o = i as u8;
-    }
-    order[..n].sort_unstable_by_key(|&i| blocks(lines[usize::from(i)]));
-    let mut sorted: [&[u8]; GROUP] = [&[]; GROUP];
-    for (line, &i) in sorted.iter_mut().zip(&order[..n]) {
-        *line = lines[usize::from(i)];
-    }
-    let mut digests = [[0u8; 32]; GROUP];
-    tape_sha256::hash_many_prefixed(&[0x00], &sorted[..n], &mut digests[..n]);
-    for (digest, &i) in digests[..n].iter().zip(&order[..n]) {
-        out[usize::from(i)] = *digest;
-    }
+    tape_sha256::hash_many_prefixed(&[0x00], lines, out);
 }
 
 /// The root of a perfect tree (a power of two of leaves), computed in
