@@ -54,11 +54,12 @@ const GROUP: usize = 64;
 ///
 /// SHA-256 of one message is a chain of dependent rounds; independent
 /// messages are hashed side by side (SHA-NI streams or SIMD lanes, picked
-/// for the CPU at run time). What that saves depends on the lines: on the
-/// machines of BENCHMARKS.md, lines of similar length (a gateway's, the
-/// benchmarks') take 0.82-0.87 of the time of hashing them one by one,
-/// lines of widely different lengths about the same time. The digests
-/// are those of [`leaf_hash`], bit for bit.
+/// for the CPU at run time). What that saves depends on the lines and
+/// the host: on the machines of BENCHMARKS.md, lines just written or read
+/// (in cache, as the signer's helper and the verifier hash them) take
+/// 0.82-0.87 of the time of hashing them one by one; lines streamed from
+/// memory gain nothing, or lose, and so do lines of widely different
+/// lengths. The digests are those of [`leaf_hash`], bit for bit.
 ///
 /// # Panics
 ///
