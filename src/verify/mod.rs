@@ -604,13 +604,11 @@ impl<'v> Verification<'v> {
     /// bytes they take (newlines included), 0 when `buf` holds no complete
     /// line.
     fn whole_lines(&mut self, buf: &[u8]) -> usize {
-        let mut spans = [(0usize, 0usize); WHOLE_LINES];
-        let mut bodies: [&[u8]; WHOLE_LINES] = [&[]; WHOLE_LINES];
+        let mut lines: [&[u8]; WHOLE_LINES] = [&[]; WHOLE_LINES];
         let mut n = 0;
         let mut at = 0;
         for end in memchr::memchr_iter(b'\n', buf) {
-            spans[n] = (at, end);
-            bodies[n] = &buf[at..end];
+            lines[n] = &buf[at..end];
             n += 1;
             at = end + 1;
             if n == WHOLE_LINES {
@@ -618,9 +616,8 @@ impl<'v> Verification<'v> {
             }
         }
         let mut leaves = [[0u8; 32]; WHOLE_LINES];
-        crate::format::merkle::leaf_hashes(&bodies[..n], &mut leaves[..n]);
-        for (&(start, end), leaf) in spans[..n].iter().zip(leaves) {
-            let line = &buf[start..end];
+        crate::format::merkle::leaf_hashes(&lines[..n], &mut leaves[..n]);
+        for (line, leaf) in lines[..n].iter().zip(leaves) {
             self.st.report.bytes = self.st.report.bytes.saturating_add(line.len() as u64 + 1);
             self.complete_line(&line[..line.len().min(HEAD_LEN)], line.len() as u64, leaf);
         }
